@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+// hikyaku: a privilege-separated mail transfer agent for Debian hosts.
+// Layers point one way: pure code, then the systems layer, then the daemon
+// skeleton, then per-daemon libraries, then thin executables.
+import PackageDescription
+
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+]
+let system: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+
+let package = Package(
+    name: "hikyaku",
+    products: [
+        .executable(name: "master", targets: ["master"]),
+        .executable(name: "smtpd", targets: ["smtpd"]),
+        .executable(name: "cleanup", targets: ["cleanup"]),
+        .executable(name: "qmgr", targets: ["qmgr"]),
+        .executable(name: "local", targets: ["local"]),
+        .executable(name: "aliasd", targets: ["aliasd"]),
+        .executable(name: "hikyaku", targets: ["hikyaku"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // C shims for _GNU_SOURCE-only and macro-only libc calls.
+        .target(name: "CShims"),
+
+        // Pure code: no sockets, files or clocks.
+        .target(name: "MailCore"),
+        .target(name: "SMTPProtocol", dependencies: ["MailCore"]),
+        .target(name: "QueueFormat", dependencies: ["MailCore"]),
+        .target(name: "HikyakuConfig", dependencies: ["MailCore"]),
+        .target(name: "HikyakuIPC", dependencies: ["MailCore"]),
+
+        // The systems layer: the one file that changes privilege, spawning,
+        // durable writes, blocking sockets, users, logging.
+        .target(name: "HikyakuSystem", dependencies: ["CShims", "MailCore", "HikyakuConfig", "HikyakuIPC", system, logging]),
+
+        // The daemon skeleton every program runs under.
+        .target(name: "DaemonSkeleton", dependencies: ["HikyakuSystem", "HikyakuConfig", "HikyakuIPC"] + nio),
+
+        // Per-daemon logic.
+        .target(name: "SMTPServer", dependencies: ["SMTPProtocol", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
+        .target(name: "Cleanup", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
+        .target(name: "QueueManager", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
+        .target(name: "LocalDelivery", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"]),
+        .target(name: "AliasService", dependencies: ["HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
+        .target(name: "Master", dependencies: ["HikyakuSystem", "HikyakuConfig", "MailCore", "CShims"]),
+
+        // Thin executables.
+        .executableTarget(name: "master", dependencies: ["Master"]),
+        .executableTarget(name: "smtpd", dependencies: ["SMTPServer"]),
+        .executableTarget(name: "cleanup", dependencies: ["Cleanup"]),
+        .executableTarget(name: "qmgr", dependencies: ["QueueManager"]),
+        .executableTarget(name: "local", dependencies: ["LocalDelivery"]),
+        .executableTarget(name: "aliasd", dependencies: ["AliasService"]),
+        .executableTarget(name: "hikyaku", dependencies: [
+            "HikyakuSystem", "HikyakuConfig", "QueueFormat",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
+        .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),
+        .testTarget(name: "QueueFormatTests", dependencies: ["QueueFormat"]),
+        .testTarget(name: "HikyakuConfigTests", dependencies: ["HikyakuConfig"]),
+        .testTarget(name: "HikyakuIPCTests", dependencies: ["HikyakuIPC"]),
+        .testTarget(name: "HikyakuSystemTests", dependencies: ["HikyakuSystem"]),
+        .testTarget(name: "LocalDeliveryTests", dependencies: ["LocalDelivery"]),
+        .testTarget(name: "AliasServiceTests", dependencies: ["AliasService"]),
+    ]
+)

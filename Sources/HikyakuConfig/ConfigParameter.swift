@@ -1,0 +1,95 @@
+/// One configuration key: its name, default, kind and meaning. The table in
+/// ``ConfigParameter/all`` is the single place keys are defined; hikyaku.conf(5)
+/// is checked against it.
+public struct ConfigParameter: Sendable {
+    public enum Kind: String, Sendable {
+        case string, integer, time, size, boolean, list, path
+    }
+
+    public let name: String
+    public let defaultValue: String
+    public let kind: Kind
+    /// One sentence for the man page and `hikyaku config show`.
+    public let summary: String
+
+    public init(_ name: String, _ defaultValue: String, _ kind: Kind, _ summary: String) {
+        self.name = name
+        self.defaultValue = defaultValue
+        self.kind = kind
+        self.summary = summary
+    }
+}
+
+extension ConfigParameter {
+    /// Every key hikyaku knows. `myhostname`'s empty default is replaced by the
+    /// host's name when the configuration is loaded.
+    public static let all: [ConfigParameter] = [
+        // Identity and paths
+        ConfigParameter("myhostname", "", .string,
+            "The fully qualified name of this host, used in the SMTP greeting, Received: headers and Message-ID. Empty means the system host name."),
+        ConfigParameter("myorigin", "$myhostname", .string,
+            "The domain that unqualified sender and recipient addresses are completed with."),
+        ConfigParameter("queue_directory", "/var/spool/hikyaku", .path,
+            "The spool: queue directories, service sockets and the chroot of the unprivileged daemons."),
+        ConfigParameter("daemon_directory", "/usr/lib/hikyaku", .path,
+            "Where the master finds smtpd, cleanup, qmgr, local and aliasd."),
+        ConfigParameter("mail_owner", "hikyaku", .string,
+            "The unprivileged user that owns the queue and runs every daemon except master and local."),
+        ConfigParameter("maillog_file", "", .path,
+            "Write the mail log to this file instead of syslog's mail facility; /dev/stderr is allowed."),
+        ConfigParameter("syslog_name", "hikyaku", .string,
+            "The prefix of every log line's program name (hikyaku/smtpd)."),
+
+        // Maps
+        ConfigParameter("alias_file", "/etc/aliases", .path,
+            "The sendmail-format aliases file."),
+        ConfigParameter("local_host_names_file", "/etc/mail/local-host-names", .path,
+            "Domains this host receives mail for, one per line (sendmail's class w file); $myhostname and localhost are always local."),
+
+        // Local delivery
+        ConfigParameter("mail_spool_directory", "/var/mail", .path,
+            "Where mbox mailboxes are kept, one file per user."),
+        ConfigParameter("home_mailbox", "", .string,
+            "A path relative to the user's home to deliver to instead of the mail spool; a trailing slash means Maildir (Maildir/)."),
+        ConfigParameter("local_process_limit", "4", .integer,
+            "How many local delivery processes run, and so how many local deliveries happen at once."),
+        ConfigParameter("mailbox_lock_timeout", "60s", .time,
+            "How long local waits for a mailbox lock before deferring the delivery."),
+
+        // SMTP server
+        ConfigParameter("smtpd_listen", "127.0.0.1:25", .list,
+            "Addresses smtpd listens on, as host:port or [ipv6]:port, separated by commas or spaces."),
+        ConfigParameter("smtpd_process_limit", "1", .integer,
+            "How many smtpd processes share the listening sockets; each serves many sessions."),
+        ConfigParameter("smtpd_banner", "$myhostname ESMTP hikyaku", .string,
+            "The text after 220 in the greeting."),
+        ConfigParameter("message_size_limit", "10240000", .size,
+            "The largest message accepted, in bytes, announced with SIZE."),
+        ConfigParameter("smtpd_recipient_limit", "1000", .integer,
+            "Recipients accepted per message; more get 452 4.5.3."),
+        ConfigParameter("smtpd_hard_error_limit", "20", .integer,
+            "Error replies after which the session is ended with 421 4.7.0."),
+        ConfigParameter("smtpd_timeout", "300s", .time,
+            "How long smtpd waits for a command or for more data before closing with 421."),
+        ConfigParameter("smtpd_forbid_bare_newline", "reject", .string,
+            "reject: a bare LF or CR in DATA fails the message with 550 5.5.2 and closes the session; normalize: a bare LF ends a line. Neither ever ends the data."),
+        ConfigParameter("disable_vrfy_command", "no", .boolean,
+            "Refuse VRFY with 502 instead of answering 252."),
+        ConfigParameter("smtpd_client_lookup_timeout", "2s", .time,
+            "How long smtpd waits for the client's reverse DNS name before calling it unknown; loopback clients are never looked up."),
+
+        // Queue manager
+        ConfigParameter("queue_run_delay", "300s", .time,
+            "How often the deferred queue is scanned for messages due a retry."),
+        ConfigParameter("minimal_backoff_time", "300s", .time,
+            "The shortest time a deferred message waits before its next try."),
+        ConfigParameter("maximal_backoff_time", "3600s", .time,
+            "The longest time a deferred message waits before its next try."),
+        ConfigParameter("maximal_queue_lifetime", "5d", .time,
+            "How long a message may stay in the queue before it is returned as undeliverable."),
+        ConfigParameter("qmgr_message_active_limit", "20000", .integer,
+            "The most messages the queue manager holds in memory at once."),
+    ]
+
+    public static let byName: [String: ConfigParameter] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+}

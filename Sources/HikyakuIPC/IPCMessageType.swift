@@ -1,0 +1,64 @@
+/// Every message exchanged between hikyaku's programs. The high byte names the
+/// service; a number is never reused for another meaning.
+public enum IPCMessageType: UInt16, Sendable {
+    // cleanup (private/cleanup)
+    case cleanupBegin = 0x0101
+    case cleanupContent = 0x0102
+    case cleanupCommit = 0x0103
+    case cleanupAbort = 0x0104
+    case cleanupReply = 0x0105
+
+    // qmgr (private/qmgr)
+    case qmgrQueued = 0x0201
+
+    // local (private/local)
+    case localDeliver = 0x0301
+    case localResult = 0x0302
+
+    // aliasd (private/aliasd)
+    case aliasResolve = 0x0401
+    case aliasResolveReply = 0x0402
+    case aliasExpand = 0x0403
+    case aliasExpandReply = 0x0404
+
+    // any service
+    case error = 0xFF01
+}
+
+/// Attribute keys. Like message types, never reused.
+public enum IPCKey: UInt16, Sendable {
+    case queueID = 1
+    case sender = 2
+    case recipient = 3
+    case originalRecipient = 4
+    case status = 5
+    case enhancedStatus = 6
+    case replyCode = 7
+    case text = 8
+    case content = 9
+    case size = 10
+    case clientName = 11
+    case clientAddress = 12
+    case heloName = 13
+    case protocolName = 14
+    case origin = 15
+    case bodyType = 16
+    case arrivalSeconds = 17
+    case arrivalMicroseconds = 18
+    case recipientIndex = 19
+    case contentOffset = 20
+    case contentLength = 21
+    case address = 22
+    case routeClass = 23
+    case localUser = 24
+    case nexthop = 25
+    case target = 26
+    case found = 27
+    case relay = 28
+    case messageID = 29
+    case notify = 30
+    /// Microseconds since the epoch when qmgr took the message into active/.
+    case activatedAt = 31
+    /// Microseconds since the epoch when qmgr handed the delivery to the agent.
+    case dispatchedAt = 32
+}

@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MailCore
+
+/// Where the master sends log lines: syslog's mail facility (the default, so
+/// /var/log/mail.log fills when rsyslog runs) or a file (`maillog_file`).
+public final class LogSink {
+    public enum Destination: Equatable {
+        case syslog
+        case file(String)
+    }
+
+    let destination: Destination
+    let hostname: String
+    var fd: Int32 = -1
+    let alsoStderr: Bool
+
+    public init(destination: Destination, hostname: String, alsoStderr: Bool = false) {
+        self.destination = destination
+        self.hostname = hostname.split(separator: ".").first.map(String.init) ?? hostname
+        self.alsoStderr = alsoStderr
+        open()
+    }
+
+    deinit { if fd >= 0 { Glibc.close(fd) } }
+
+    func open() {
+        switch destination {
+        case .file(let path):
+            if path == "/dev/stderr" { fd = dup(STDERR_FILENO); return }
+            if path == "/dev/stdout" { fd = dup(STDOUT_FILENO); return }
+            fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        case .syslog:
+            fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            if fd >= 0 {
+                var address = sockaddr_un()
+                address.sun_family = sa_family_t(AF_UNIX)
+                let path = Array("/dev/log".utf8)
+                withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                    for (i, b) in path.enumerated() { raw[i] = b }
+                }
+                let rc = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                    }
+                }
+                if rc != 0 { Glibc.close(fd); fd = -1 }
+            }
+        }
+    }
+
+    /// Reopens the file (after logrotate) or reconnects to syslog.
+    public func reopen() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+        open()
+    }
+
+    /// Emits one line for `ident[pid]: text` with a syslog severity.
+    public func emit(severity: Int, ident: String, pid: Int32, text: String) {
+        let stamp = WallClock.localTime(WallClock.seconds()).syslogStamp
+        let body = "\(ident)[\(pid)]: \(text)"
+        switch destination {
+        case .file:
+            write("\(stamp) \(hostname) \(body)\n")
+        case .syslog:
+            let mailFacility = 2
+            if fd < 0 { open() }
+            if !write("<\(mailFacility * 8 + severity)>\(stamp) \(body)") {
+                reopen()
+            }
+        }
+        if alsoStderr && destination != .file("/dev/stderr") {
+            let line = Array("\(stamp) \(body)\n".utf8)
+            line.withUnsafeBytes { _ = Glibc.write(STDERR_FILENO, $0.baseAddress!, $0.count) }
+        }
+    }
+
+    @discardableResult
+    func write(_ text: String) -> Bool {
+        guard fd >= 0 else { return false }
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, $0.count) } == bytes.count
+    }
+}

@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShims
+
+/// The only place in hikyaku that changes root directory or process
+/// credentials (chroot, setgroups, setgid, setuid, setegid, seteuid). `make check-privilege`
+/// and CI fail if any other source file calls these functions.
+///
+/// Two operations exist:
+/// - ``dropPermanently(to:chrootDirectory:)``: a daemon's one-way drop to the
+///   mail owner, optionally into the spool chroot. Called by the daemon
+///   skeleton right after exec, before any thread is started.
+/// - ``withEffectiveIdentity(_:_:)``: local's temporary switch of the
+///   *effective* ids to a recipient for one delivery (Postfix's way). Only
+///   allowed in a single-threaded process, which it checks every time.
+///
+/// Order matters and is the same as Postfix's chroot_uid(): resolve the user
+/// before chroot (the passwd file is outside), chroot and chdir("/"), then
+/// supplementary groups, then the group id, and the user id last, because
+/// after setuid no further change is possible.
+public enum Privilege {
+    public struct Identity: Sendable, Equatable {
+        public var name: String
+        public var uid: uid_t
+        public var gid: gid_t
+        public var groups: [gid_t]
+
+        public init(name: String, uid: uid_t, gid: gid_t, groups: [gid_t]) {
+            self.name = name
+            self.uid = uid
+            self.gid = gid
+            self.groups = groups
+        }
+    }
+
+    public static var isRoot: Bool { geteuid() == 0 }
+
+    /// chroot (when asked), then give up root for good and verify it is gone.
+    public static func dropPermanently(to identity: Identity, chrootDirectory: String?) throws(SystemError) {
+        precondition(identity.uid != 0, "dropping privileges to uid 0 is not a drop")
+        try requireSingleThreaded("privilege drop")
+        if let chrootDirectory {
+            guard chdir(chrootDirectory) == 0 else { throw SystemError("chdir", chrootDirectory) }
+            guard chroot(chrootDirectory) == 0 else { throw SystemError("chroot", chrootDirectory) }
+            guard chdir("/") == 0 else { throw SystemError("chdir", "/ after chroot") }
+        }
+        let groups = identity.groups.isEmpty ? [identity.gid] : identity.groups
+        guard setgroups(groups.count, groups) == 0 else { throw SystemError("setgroups", identity.name) }
+        // For a process with root's effective id, setgid and setuid set the
+        // real, effective and saved ids alike (POSIX), so the drop is permanent.
+        guard setgid(identity.gid) == 0 else { throw SystemError("setgid", identity.name) }
+        guard setuid(identity.uid) == 0 else { throw SystemError("setuid", identity.name) }
+
+        // Verify, as qmail and Postfix do: every id is the target, and root
+        // cannot be regained by any route.
+        guard getuid() == identity.uid, geteuid() == identity.uid,
+              getgid() == identity.gid, getegid() == identity.gid
+        else { throw SystemError(errno: EPERM, operation: "verify privilege drop", path: identity.name) }
+        if setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0 {
+            throw SystemError(errno: EPERM, operation: "verify privilege drop (root could be regained)", path: identity.name)
+        }
+        if chrootDirectory != nil {
+            var buffer = [CChar](repeating: 0, count: 8)
+            guard getcwd(&buffer, buffer.count) != nil, buffer[0] == 0x2F, buffer[1] == 0 else {
+                throw SystemError(errno: EPERM, operation: "verify chroot", path: chrootDirectory!)
+            }
+        }
+        // Allow core dumps of the unprivileged process for debugging;
+        // credential changes clear the flag.
+        _ = hk_set_dumpable(1)
+    }
+
+    /// Runs `body` with the effective uid, gid and groups of `identity`, then
+    /// returns to root. The real and saved ids stay root, so the switch back
+    /// works; nothing else may run meanwhile, hence the thread check.
+    public static func withEffectiveIdentity<T>(_ identity: Identity, _ body: () throws -> T) throws -> T {
+        precondition(geteuid() == 0, "withEffectiveIdentity needs root")
+        try requireSingleThreaded("effective identity switch")
+        let groups = identity.groups.isEmpty ? [identity.gid] : identity.groups
+        guard setgroups(groups.count, groups) == 0 else { throw SystemError("setgroups", identity.name) }
+        guard setegid(identity.gid) == 0 else {
+            restoreRoot()
+            throw SystemError("setegid", identity.name)
+        }
+        guard seteuid(identity.uid) == 0 else {
+            restoreRoot()
+            throw SystemError("seteuid", identity.name)
+        }
+        defer { restoreRoot() }
+        return try body()
+    }
+
+    static func restoreRoot() {
+        // Failing to get root back would leave the process acting for a user
+        // it no longer serves; that must never continue.
+        guard seteuid(0) == 0,
+              setegid(0) == 0,
+              setgroups(0, nil) == 0 else {
+            fatalError("cannot restore root privileges after a delivery")
+        }
+    }
+
+    /// Drops supplementary groups a root daemon inherited (local keeps root).
+    public static func clearSupplementaryGroups() throws(SystemError) {
+        guard geteuid() == 0 else { return }
+        guard setgroups(0, nil) == 0 else { throw SystemError("setgroups", "root") }
+    }
+
+    static func requireSingleThreaded(_ what: String) throws(SystemError) {
+        let threads = hk_thread_count()
+        if threads > 1 {
+            throw SystemError(errno: EDEADLK, operation: "\(what) with \(threads) threads running", path: "")
+        }
+    }
+}

@@ -1,0 +1,332 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DaemonSkeleton
+import HikyakuConfig
+import HikyakuIPC
+import HikyakuSystem
+import Logging
+import MailCore
+
+/// local - the local delivery agent
+///
+/// Description: delivers queued mail for local recipients. It expands
+/// aliases (asking aliasd, one level at a time, with loop detection and
+/// duplicate removal), then writes each message into the user's mailbox:
+/// an mbox file in `mail_spool_directory` (dotlock and fcntl locking, the
+/// `From ` line, `>From ` quoting, a blank line after each message) or a
+/// Maildir under the home directory when `home_mailbox` ends in `/`.
+/// Recipients of an alias that lives elsewhere are re-sent through cleanup.
+///
+/// Security: the one daemon besides the master that keeps root, and only to
+/// become each recipient: every mailbox is opened and written with the
+/// recipient's effective uid (and the mail spool's group, which the spool
+/// directory needs), never root's, except for root's own mailbox. The
+/// process is single-threaded, which the identity switch checks each time.
+/// Mailboxes that are symlinks, have several links or belong to someone else
+/// are refused.
+///
+/// Configuration: `mail_spool_directory`, `home_mailbox`,
+/// `mailbox_lock_timeout`, `myhostname`, `local_process_limit` (master).
+///
+/// See also: qmgr(8), aliasd(8), aliases(5).
+public final class LocalDeliveryAgent {
+    let context: DaemonContext
+    let logger: Logger
+    let hostname: String
+    let spoolDirectory: String
+    let homeMailbox: String
+    let writer: MailboxWriter
+    let realSpool: SpoolLayout
+    var aliasConnection: BlockingIPCConnection? = nil
+    var draining = false
+
+    init(context: DaemonContext) {
+        self.context = context
+        logger = context.logger
+        let config = context.configuration
+        hostname = config.string("myhostname")
+        spoolDirectory = config.string("mail_spool_directory")
+        homeMailbox = config.string("home_mailbox")
+        writer = MailboxWriter(lockTimeout: Double(max(1, config.seconds("mailbox_lock_timeout"))), hostname: hostname)
+        realSpool = SpoolLayout(root: context.spoolPath)
+    }
+
+    public static func main() -> Never {
+        DaemonSkeleton.main(program: "local", privilege: .root) { _ in () } serve: { context, _ in
+            let agent = LocalDeliveryAgent(context: context)
+            agent.serve()
+        }
+    }
+
+    // MARK: Serving
+
+    func serve() {
+        guard let listenFD = context.listenFDs.first else {
+            logger.critical("local needs a listening socket from the master")
+            exit(1)
+        }
+        while !draining {
+            guard waitForInput(listenFD) else { break }
+            let connection = accept4Compat(listenFD)
+            guard connection >= 0 else { continue }
+            serveConnection(BlockingIPCConnection(fd: connection, path: "private/local", timeout: 60))
+        }
+    }
+
+    func accept4Compat(_ fd: Int32) -> Int32 {
+        let client = accept(fd, nil, nil)
+        if client >= 0 { ProcessSpawnerCloexec.set(client) }
+        return client
+    }
+
+    /// Waits for `fd` or a master request; false when it is time to exit.
+    func waitForInput(_ fd: Int32) -> Bool {
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
+        if let control = context.controlFD { fds.append(pollfd(fd: control, events: Int16(POLLIN), revents: 0)) }
+        while true {
+            let rc = poll(&fds, nfds_t(fds.count), -1)
+            if rc < 0 && errno == EINTR { continue }
+            if fds.count > 1 && fds[1].revents != 0 {
+                var byte: UInt8 = 0
+                let n = read(fds[1].fd, &byte, 1)
+                if n <= 0 || byte == UInt8(ascii: "S") { exit(0) }
+                if byte == UInt8(ascii: "R") {
+                    // Reload: no delivery is in progress here; go now.
+                    draining = true
+                    return false
+                }
+                fds[1].revents = 0
+                if fds[0].revents == 0 { continue }
+            }
+            return fds[0].revents != 0
+        }
+    }
+
+    func serveConnection(_ connection: BlockingIPCConnection) {
+        while waitForInput(connection.fd) {
+            let frame: IPCFrame?
+            do {
+                frame = try connection.receive(timeout: 60)
+            } catch {
+                logger.warning("qmgr connection: \(error)")
+                return
+            }
+            guard let frame else { return }
+            let request: LocalProtocol.Request
+            do {
+                request = try LocalProtocol.Request(frame: frame)
+            } catch {
+                logger.warning("bad request from qmgr: \(error)")
+                return
+            }
+            let result = deliver(request)
+            do {
+                try connection.send(result.frame)
+            } catch {
+                logger.warning("cannot answer qmgr: \(error)")
+                return
+            }
+        }
+    }
+
+    // MARK: Delivery
+
+    func deliver(_ request: LocalProtocol.Request) -> LocalProtocol.Result {
+        let path = realSpool.file(.active, request.queueID.rawValue)
+        let content: [UInt8]
+        do {
+            let fd = try FileIO.open(path, O_RDONLY)
+            defer { FileIO.close(fd) }
+            content = try FileIO.pread(fd, count: request.contentLength, at: request.contentOffset, path: path)
+        } catch {
+            logger.warning("\(request.queueID): cannot read queue file: \(error)")
+            let outcome = DeliveryOutcome.deferred(EnhancedStatusCode(4, 3, 0), "cannot read queue file: \(error)")
+            return LocalProtocol.Result(outcomes: request.recipients.map { ($0.index, outcome) })
+        }
+        var outcomes: [(Int, DeliveryOutcome)] = []
+        for recipient in request.recipients {
+            outcomes.append((recipient.index, deliver(recipient, of: request, content: content)))
+        }
+        return LocalProtocol.Result(outcomes: outcomes)
+    }
+
+    func deliver(_ recipient: LocalProtocol.Recipient, of request: LocalProtocol.Request, content: [UInt8]) -> DeliveryOutcome {
+        guard let address = try? MailAddress.parseMailbox(Substring(recipient.address)) else {
+            let outcome = DeliveryOutcome.bounced(EnhancedStatusCode(5, 1, 3), "bad recipient address syntax")
+            log(request, to: recipient.address, original: "", outcome)
+            return outcome
+        }
+        let expander = AliasExpander(lookup: { try self.lookupAlias($0) }, isLocalDomain: { self.isLocalDomain($0) })
+        let targets: [AliasExpander.Target]
+        do {
+            targets = try expander.expand(address.localPartKey)
+        } catch {
+            let outcome: DeliveryOutcome
+            switch error {
+            case .loop(let chain):
+                outcome = .bounced(EnhancedStatusCode(5, 4, 6), "alias loop: \(chain)")
+            case .lookupFailed(let why):
+                outcome = .deferred(EnhancedStatusCode(4, 3, 0), "alias lookup failed: \(why)")
+            }
+            log(request, to: recipient.address, original: "", outcome)
+            return outcome
+        }
+        let isAlias = targets != [.user(address.localPartKey)]
+        var delivered = 0
+        var firstDeferred: DeliveryOutcome? = nil
+        var firstBounced: DeliveryOutcome? = nil
+        for target in targets {
+            // A direct recipient keeps its address in Delivered-To and the
+            // log; an alias member is named user@myhostname, as Postfix does.
+            let directAddress = isAlias ? nil : recipient.address.asciiLowercased()
+            let (finalAddress, outcome) = deliver(target, address: directAddress, sender: request.sender, content: content)
+            log(request, to: finalAddress, original: isAlias ? recipient.address : "", outcome)
+            switch outcome {
+            case .delivered: delivered += 1
+            case .deferred: if firstDeferred == nil { firstDeferred = outcome }
+            case .bounced:
+                if firstBounced == nil {
+                    firstBounced = isAlias ? .bounced(outcome.status, "\(finalAddress): \(outcome.text)") : outcome
+                }
+            }
+        }
+        if let firstDeferred { return firstDeferred }
+        if let firstBounced { return firstBounced }
+        return .delivered(EnhancedStatusCode(2, 0, 0), isAlias ? "delivered via alias expansion" : "delivered")
+    }
+
+    func deliver(_ target: AliasExpander.Target, address: String?, sender: String, content: [UInt8]) -> (String, DeliveryOutcome) {
+        switch target {
+        case .user(let name):
+            let recipientAddress = address ?? "\(name)@\(hostname)"
+            return (recipientAddress, deliverToUser(name, address: recipientAddress, sender: sender, content: content))
+        case .forward(let address):
+            return (address, forward(to: address, sender: sender, content: content))
+        case .file(let path):
+            return (path, .deferred(EnhancedStatusCode(4, 3, 0), "delivery to files is not available yet; the message waits in the queue"))
+        case .pipe(let command):
+            return ("|" + command, .deferred(EnhancedStatusCode(4, 3, 0), "delivery to commands is not available yet; the message waits in the queue"))
+        case .include(let path):
+            return (":include:" + path, .deferred(EnhancedStatusCode(4, 3, 0), ":include: lists are not available yet; the message waits in the queue"))
+        }
+    }
+
+    func deliverToUser(_ name: String, address recipientAddress: String, sender: String, content: [UInt8]) -> DeliveryOutcome {
+        guard let user = PasswdEntry.lookup(name: name) else {
+            return .bounced(EnhancedStatusCode(5, 1, 1), "unknown user: \"\(name)\"")
+        }
+        if MailboxFormat.hasDeliveredTo(recipientAddress, in: content) {
+            return .bounced(EnhancedStatusCode(5, 4, 6), "mail forwarding loop for \(recipientAddress)")
+        }
+        if !homeMailbox.isEmpty {
+            let path = user.home + "/" + homeMailbox
+            let file = MailboxFormat.maildirFile(sender: sender, recipient: recipientAddress, content: content)
+            if homeMailbox.hasSuffix("/") {
+                return asUser(user, group: nil) { writer.deliverMaildir(directory: path, file: file) }
+            }
+            let entry = MailboxFormat.mboxEntry(sender: sender, recipient: recipientAddress,
+                                                date: WallClock.localTime(WallClock.seconds()), content: content)
+            return asUser(user, group: nil) { writer.appendMbox(path: path, entry: entry, expectedOwner: effectiveOwner(user)) }
+        }
+        let path = spoolDirectory + "/" + name
+        let entry = MailboxFormat.mboxEntry(sender: sender, recipient: recipientAddress,
+                                            date: WallClock.localTime(WallClock.seconds()), content: content)
+        return asUser(user, group: spoolGroup()) { writer.appendMbox(path: path, entry: entry, expectedOwner: effectiveOwner(user)) }
+    }
+
+    /// Without privilege separation everything is written as ourselves.
+    func effectiveOwner(_ user: PasswdEntry) -> uid_t {
+        context.privilegeSeparated ? user.uid : geteuid()
+    }
+
+    /// The mail spool's group when the spool is group-writable (Debian's
+    /// /var/mail is root:mail 2775): delivery needs it to create files and
+    /// lock files there, as setgid-mail mail programs do.
+    func spoolGroup() -> gid_t? {
+        guard let st = FileIO.stat(spoolDirectory) else { return nil }
+        if st.st_mode & S_IWGRP != 0 && st.st_mode & S_IWOTH == 0 { return st.st_gid }
+        return nil
+    }
+
+    func asUser(_ user: PasswdEntry, group: gid_t?, _ body: () -> DeliveryOutcome) -> DeliveryOutcome {
+        guard context.privilegeSeparated else { return body() }
+        var identity = user.identity
+        if let group {
+            identity.gid = group
+            if !identity.groups.contains(group) { identity.groups.append(group) }
+        }
+        do {
+            return try Privilege.withEffectiveIdentity(identity, body)
+        } catch {
+            return .deferred(EnhancedStatusCode(4, 3, 0), "cannot become \(user.name): \(error)")
+        }
+    }
+
+    /// Re-sends the message to an address elsewhere, as a new queue file.
+    func forward(to address: String, sender: String, content: [UInt8]) -> DeliveryOutcome {
+        do {
+            let connection = try BlockingIPCConnection(connectingTo: realSpool.socket(.cleanup), timeout: 60)
+            let begin = CleanupProtocol.Begin(origin: .forward, sender: sender, recipients: [address])
+            guard case .ok = try CleanupProtocol.Reply(frame: try connection.request(begin.frame)) else {
+                return .deferred(EnhancedStatusCode(4, 3, 0), "cannot forward: cleanup refused the message")
+            }
+            var start = 0
+            while start < content.count {
+                let end = min(content.count, start + IPCFrame.maximumChunk)
+                try connection.send(CleanupProtocol.content(Array(content[start..<end])))
+                start = end
+            }
+            switch try CleanupProtocol.Reply(frame: try connection.request(IPCFrame(.cleanupCommit))) {
+            case .ok(let id):
+                return .delivered(EnhancedStatusCode(2, 0, 0), "forwarded as \(id)")
+            case .refused(let reply):
+                return reply.isPermanent
+                    ? .bounced(reply.enhanced ?? EnhancedStatusCode(5, 0, 0), "cannot forward: \(reply)")
+                    : .deferred(reply.enhanced ?? EnhancedStatusCode(4, 0, 0), "cannot forward: \(reply)")
+            }
+        } catch {
+            return .deferred(EnhancedStatusCode(4, 3, 0), "cannot forward: \(error)")
+        }
+    }
+
+    // MARK: aliasd
+
+    func aliasRequest(_ frame: IPCFrame) throws -> IPCFrame {
+        for attempt in 0..<2 {
+            do {
+                if aliasConnection == nil {
+                    aliasConnection = try BlockingIPCConnection(connectingTo: realSpool.socket(.aliasd), timeout: 30)
+                }
+                return try aliasConnection!.request(frame)
+            } catch {
+                aliasConnection = nil
+                if attempt == 1 { throw error }
+            }
+        }
+        throw IPCError.peerClosed
+    }
+
+    func lookupAlias(_ name: String) throws -> [String]? {
+        try AliasProtocol.Expansion(frame: try aliasRequest(AliasProtocol.expandRequest(name))).targets
+    }
+
+    func isLocalDomain(_ domain: String) -> Bool {
+        guard let frame = try? aliasRequest(AliasProtocol.resolveRequest("postmaster@\(domain)")),
+              let resolution = try? AliasProtocol.Resolution(frame: frame) else { return false }
+        return resolution.routeClass != .remote
+    }
+
+    // MARK: Logging
+
+    func log(_ request: LocalProtocol.Request, to: String, original: String, _ outcome: DeliveryOutcome) {
+        let (seconds, micros) = WallClock.now()
+        let now = Double(seconds) + Double(micros) / 1e6
+        let arrival = Double(request.arrivalMicroseconds) / 1e6
+        let activated = Double(request.activatedAt) / 1e6
+        let dispatched = Double(request.dispatchedAt) / 1e6
+        let delays = [activated - arrival, dispatched - activated, 0, now - dispatched].map(DelayFormat.format).joined(separator: "/")
+        let orig = original.isEmpty || original == to ? "" : ", orig_to=<\(original)>"
+        logger.info("\(request.queueID): to=<\(to)>\(orig), relay=local, delay=\(DelayFormat.format(now - arrival)), delays=\(delays), dsn=\(outcome.status), status=\(outcome.logWord) (\(outcome.text))")
+    }
+}

@@ -1,0 +1,78 @@
+import MailCore
+
+/// How a message is laid out in a mailbox. Pure: bytes in, bytes out.
+public enum MailboxFormat {
+    /// The delivery headers every local delivery adds on top of the message.
+    public static func deliveryHeaders(sender: String, recipient: String) -> [UInt8] {
+        Array("Return-Path: <\(sender)>\nDelivered-To: \(recipient)\n".utf8)
+    }
+
+    /// A message as an mbox entry (Postfix's and sendmail's format, mboxo):
+    /// the `From ` separator line, the delivery headers, the content with
+    /// every line that starts with `From ` quoted as `>From `, a newline at
+    /// the end if the content lacks one, and one empty line after it.
+    public static func mboxEntry(sender: String, recipient: String, date: BrokenDownTime, content: [UInt8]) -> [UInt8] {
+        let envelopeSender = sender.isEmpty ? "MAILER-DAEMON" : sender
+        var out = Array("From \(envelopeSender)  \(date.asctime)\n".utf8)
+        out += deliveryHeaders(sender: sender, recipient: recipient)
+        out.reserveCapacity(out.count + content.count + content.count / 1000 + 2)
+        let from: [UInt8] = Array("From ".utf8)
+        var lineStart = true
+        var i = 0
+        let n = content.count
+        while i < n {
+            if lineStart, content[i] == 0x46, i + 5 <= n, content[i..<(i + 5)].elementsEqual(from) {
+                out.append(UInt8(ascii: ">"))
+            }
+            // Copy to the end of this line in one go.
+            var j = i
+            while j < n && content[j] != 10 { j += 1 }
+            if j < n { j += 1 }
+            out.append(contentsOf: content[i..<j])
+            lineStart = content[j - 1] == 10
+            i = j
+        }
+        if content.last != 10 { out.append(10) }
+        out.append(10)
+        return out
+    }
+
+    /// A message as a Maildir file: the delivery headers, then the content.
+    public static func maildirFile(sender: String, recipient: String, content: [UInt8]) -> [UInt8] {
+        var out = deliveryHeaders(sender: sender, recipient: recipient)
+        out += content
+        if content.last != 10 { out.append(10) }
+        return out
+    }
+
+    /// True when the header section already has `Delivered-To: recipient`:
+    /// the message has been here before (a forwarding loop).
+    public static func hasDeliveredTo(_ recipient: String, in content: [UInt8]) -> Bool {
+        let wanted = recipient.asciiLowercased()
+        var i = 0
+        let n = content.count
+        while i < n {
+            var j = i
+            while j < n && content[j] != 10 { j += 1 }
+            let line = content[i..<j]
+            if line.isEmpty { return false }
+            if let name = HeaderField.name(of: line), name.asciiLowercased() == "delivered-to",
+               let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+                let value = String(decoding: content[(colon + 1)..<j], as: UTF8.self)
+                    .trimmingCharacters(in: " \t").asciiLowercased()
+                if value == wanted { return true }
+            }
+            i = j + 1
+        }
+        return false
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,424 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShims
+import HikyakuConfig
+import HikyakuSystem
+import MailCore
+
+/// master - the hikyaku process manager
+///
+/// Description: reads hikyaku.conf, prepares the spool, binds the SMTP
+/// listeners and the service sockets in private/, and starts every program
+/// with its sockets as inherited descriptors (fd 3 is a control pipe, fd 4
+/// on the listening sockets, fd 1 and 2 a log pipe). It restarts a program
+/// that dies (at once, then with growing delays if it keeps dying), sends
+/// each program's log lines to syslog or `maillog_file`, and on SIGHUP has
+/// every program finish its work and hand over to a fresh one started with
+/// the new configuration; on SIGTERM it stops them all and leaves none
+/// behind. It is a single-threaded poll loop: no Dispatch, no NIO.
+///
+/// Security: runs as root, not chrooted; it binds privileged ports and
+/// starts programs that drop their own privileges right after exec. It
+/// trusts only its configuration file and its own directories.
+///
+/// Configuration: `daemon_directory`, `queue_directory`, `mail_owner`,
+/// `smtpd_listen`, `smtpd_process_limit`, `local_process_limit`,
+/// `maillog_file`, `syslog_name`.
+///
+/// See also: smtpd(8), cleanup(8), qmgr(8), local(8), aliasd(8).
+public final class MasterProcess {
+    struct Child {
+        let pid: pid_t
+        let program: String
+        let controlWrite: Int32
+        let startedAt: Double
+        var retiring = false
+    }
+
+    struct LogPipe {
+        let program: String
+        let pid: pid_t
+        var buffer: [UInt8] = []
+    }
+
+    var configuration: Configuration
+    let configPath: String?
+    var spool: SpoolLayout
+    var owner: PasswdEntry?
+    var sink: LogSink
+    var definitions: [ServiceDefinition] = []
+    var listeners: [ServiceDefinition.Listener: Int32] = [:]
+    var children: [pid_t: Child] = [:]
+    var logPipes: [Int32: LogPipe] = [:]
+    var notBefore: [String: Double] = [:]
+    var quickFailures: [String: Int] = [:]
+    var stopping = false
+    var stopDeadline = 0.0
+    var devNull: Int32 = -1
+    var pidFileFD: Int32 = -1
+    let signals: SignalDescriptor
+
+    public static func main() -> Never {
+        var configPath: String? = nil
+        var arguments = CommandLine.arguments.dropFirst().makeIterator()
+        while let argument = arguments.next() {
+            switch argument {
+            case "-c":
+                configPath = arguments.next()
+            case "-h", "--help":
+                print("usage: master [-c /etc/hikyaku/hikyaku.conf]")
+                exit(0)
+            default:
+                FileHandleStderr.write("master: unknown argument \(argument)\n")
+                exit(64)
+            }
+        }
+        do {
+            let master = try MasterProcess(configPath: configPath)
+            master.run()
+        } catch {
+            FileHandleStderr.write("master: fatal: \(error)\n")
+            exit(1)
+        }
+    }
+
+    init(configPath: String?) throws {
+        self.configPath = configPath
+        WallClock.prepareTimeZone()
+        signal(SIGPIPE, SIG_IGN)
+        // Block the signals we handle before anything else can start a thread.
+        signals = try SignalDescriptor(signals: [SIGCHLD, SIGTERM, SIGINT, SIGHUP])
+        configuration = try ConfigurationLoader.load(path: configPath)
+        spool = SpoolLayout(root: configuration.string("queue_directory"))
+        sink = Self.makeSink(configuration)
+        for (key, line) in configuration.unknownKeys {
+            log(4, "master", getpid(), "\(configuration.path), line \(line): unknown parameter \(key) ignored")
+        }
+        if Privilege.isRoot {
+            let name = configuration.string("mail_owner")
+            guard let entry = PasswdEntry.lookup(name: name), entry.uid != 0 else {
+                throw ConfigError(file: configuration.path, line: configuration.line(of: "mail_owner"), key: "mail_owner",
+                                  reason: "\(name) must be an existing user other than root (see Packaging/create-users.sh)")
+            }
+            owner = entry
+        }
+        try SpoolPreparer.prepare(spool: spool, owner: owner)
+        try lockPIDFile()
+        SpoolPreparer.removeTemporaryFiles(spool: spool)
+        devNull = try ProcessSpawner.moveAbove(try FileIO.open("/dev/null", O_RDWR))
+        definitions = ServiceDefinition.table(for: configuration)
+        try checkPrograms()
+        try bindListeners()
+    }
+
+    static func makeSink(_ configuration: Configuration) -> LogSink {
+        let file = configuration.string("maillog_file")
+        return LogSink(destination: file.isEmpty ? .syslog : .file(file), hostname: configuration.string("myhostname"))
+    }
+
+    func log(_ severity: Int, _ program: String, _ pid: pid_t, _ text: String) {
+        sink.emit(severity: severity, ident: "\(configuration.string("syslog_name"))/\(program)", pid: pid,
+                  text: MailLog.prefix(severity: severity) + text)
+    }
+
+    func info(_ text: String) { log(6, "master", getpid(), text) }
+    func warning(_ text: String) { log(4, "master", getpid(), text) }
+
+    func lockPIDFile() throws {
+        let path = spool.masterPIDFile
+        let fd = try ProcessSpawner.moveAbove(try FileIO.open(path, O_RDWR | O_CREAT, mode: 0o644))
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let other = (try? FileIO.readAll(fd)).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: " \n") } ?? "?"
+            throw SystemError(errno: EEXIST, operation: "the hikyaku master is already running (pid \(other)); lock", path: path)
+        }
+        _ = ftruncate(fd, 0)
+        try FileIO.writeAll(fd, Array("\(getpid())\n".utf8), path: path)
+        pidFileFD = fd
+    }
+
+    func programPath(_ program: String) -> String {
+        configuration.string("daemon_directory") + "/" + program
+    }
+
+    func checkPrograms() throws {
+        for definition in definitions {
+            let path = programPath(definition.program)
+            guard access(path, X_OK) == 0 else {
+                throw ConfigError(file: configuration.path, line: configuration.line(of: "daemon_directory"),
+                                  key: "daemon_directory", reason: "\(path) is missing or not executable")
+            }
+        }
+    }
+
+    // MARK: Sockets
+
+    func bindListeners() throws {
+        var wanted: Set<ServiceDefinition.Listener> = []
+        for definition in definitions { wanted.formUnion(definition.listeners) }
+        for listener in wanted where listeners[listener] == nil {
+            let fd: Int32
+            switch listener {
+            case .tcp(let address):
+                fd = try Sockets.listenTCP(address)
+            case .unix(let service):
+                let path = spool.socket(service)
+                fd = try Sockets.listenUnix(path, mode: 0o600)
+                if let owner { try FileIO.chown(path, uid: owner.uid, gid: owner.gid) }
+            }
+            listeners[listener] = try ProcessSpawner.moveAbove(fd)
+        }
+        for (listener, fd) in listeners where !wanted.contains(listener) {
+            Glibc.close(fd)
+            listeners[listener] = nil
+        }
+    }
+
+    // MARK: Children
+
+    func spawn(_ definition: ServiceDefinition) {
+        let path = programPath(definition.program)
+        do {
+            let control = try Pipe()
+            let logPipe = try Pipe()
+            var fdMap: [(source: Int32, target: Int32)] = [
+                (devNull, 0), (logPipe.writeEnd, 1), (logPipe.writeEnd, 2), (control.readEnd, 3),
+            ]
+            for (offset, listener) in definition.listeners.enumerated() {
+                guard let fd = listeners[listener] else { continue }
+                fdMap.append((fd, 4 + Int32(offset)))
+            }
+            var environment = [
+                "HIKYAKU_MASTER=1",
+                "HIKYAKU_LISTEN_FDS=\(definition.listeners.count)",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                "LANG=C",
+            ]
+            if let tz = getenv("TZ") { environment.append("TZ=\(String(cString: tz))") }
+            var arguments = [definition.program]
+            if let configPath { arguments += ["-c", configPath] }
+            let pid = try ProcessSpawner.spawn(path: path, arguments: arguments, environment: environment, fdMap: fdMap)
+            Glibc.close(control.readEnd)
+            Glibc.close(logPipe.writeEnd)
+            _ = hk_set_nonblocking(logPipe.readEnd, 1)
+            _ = hk_set_nonblocking(control.writeEnd, 1)
+            children[pid] = Child(pid: pid, program: definition.program, controlWrite: control.writeEnd,
+                                  startedAt: WallClock.monotonic())
+            logPipes[logPipe.readEnd] = LogPipe(program: definition.program, pid: pid)
+        } catch {
+            warning("cannot start \(path): \(error)")
+            notBefore[definition.program] = WallClock.monotonic() + 5
+        }
+    }
+
+    /// Starts whatever is missing: after start, a crash or a reload.
+    func ensureRunning() {
+        guard !stopping else { return }
+        let now = WallClock.monotonic()
+        for definition in definitions {
+            if let wait = notBefore[definition.program], wait > now { continue }
+            let mine = children.values.filter { $0.program == definition.program }
+            if definition.singleton && !mine.isEmpty { continue }
+            let active = mine.filter { !$0.retiring }.count
+            if active < definition.processes {
+                for _ in active..<definition.processes { spawn(definition) }
+            }
+        }
+    }
+
+    func childExited(_ pid: pid_t, _ termination: ProcessSpawner.Termination) {
+        guard let child = children.removeValue(forKey: pid) else { return }
+        Glibc.close(child.controlWrite)
+        guard !stopping, !child.retiring else { return }
+        let lived = WallClock.monotonic() - child.startedAt
+        let failures = lived < 10 ? (quickFailures[child.program] ?? 0) + 1 : 1
+        quickFailures[child.program] = failures
+        // The first crash is restarted at once; a program that keeps dying
+        // soon after start is restarted with doubling delays (to 30 s), so a
+        // broken configuration does not spin the machine.
+        let delay = failures <= 1 ? 0 : min(30, 0.1 * pow(2, Double(failures - 2)))
+        warning("process \(programPath(child.program)) pid \(pid) \(termination)")
+        if delay > 0 {
+            warning("\(programPath(child.program)): restarting in \(DelayFormat.format(delay)) s")
+        }
+        notBefore[child.program] = WallClock.monotonic() + delay
+    }
+
+    func reapChildren() {
+        while let (pid, termination) = ProcessSpawner.reap() {
+            childExited(pid, termination)
+        }
+    }
+
+    // MARK: Logs from children
+
+    func readLogPipe(_ fd: Int32) {
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n > 0 {
+                logPipes[fd]?.buffer.append(contentsOf: chunk[0..<n])
+                emitLines(fd, final: false)
+                continue
+            }
+            if n == 0 {
+                emitLines(fd, final: true)
+                Glibc.close(fd)
+                logPipes[fd] = nil
+            }
+            return
+        }
+    }
+
+    func emitLines(_ fd: Int32, final: Bool) {
+        guard var state = logPipes[fd] else { return }
+        while let newline = state.buffer.firstIndex(of: 10) {
+            emit(Array(state.buffer[..<newline]), state)
+            state.buffer.removeSubrange(...newline)
+        }
+        if final && !state.buffer.isEmpty || state.buffer.count > 8192 {
+            emit(state.buffer, state)
+            state.buffer.removeAll()
+        }
+        logPipes[fd] = state
+    }
+
+    func emit(_ line: [UInt8], _ state: LogPipe) {
+        var severity = 6
+        var text = line[...]
+        if text.first == UInt8(ascii: "<"), let close = text.firstIndex(of: UInt8(ascii: ">")),
+           close - text.startIndex <= 2, let value = Int(String(decoding: text[(text.startIndex + 1)..<close], as: UTF8.self)) {
+            severity = min(7, max(0, value))
+            text = text[(close + 1)...]
+        } else {
+            // Not a structured line (a crash message, for example): a warning.
+            severity = 4
+        }
+        guard !text.isEmpty else { return }
+        sink.emit(severity: severity, ident: "\(configuration.string("syslog_name"))/\(state.program)", pid: state.pid,
+                  text: String(decoding: text, as: UTF8.self))
+    }
+
+    // MARK: Signals
+
+    func reload() {
+        let fresh: Configuration
+        do {
+            fresh = try ConfigurationLoader.load(path: configPath)
+        } catch {
+            warning("reload: \(error); keeping the running configuration")
+            return
+        }
+        configuration = fresh
+        sink = Self.makeSink(configuration)
+        info("reload -- version \(HikyakuVersion.string), configuration \(configuration.path)")
+        definitions = ServiceDefinition.table(for: configuration)
+        do {
+            try checkPrograms()
+            if owner != nil { try SpoolPreparer.copyNameServiceFiles(into: spool.root + "/etc") }
+            try bindListeners()
+        } catch {
+            warning("reload: \(error)")
+        }
+        for pid in children.keys {
+            children[pid]!.retiring = true
+            writeControl(children[pid]!.controlWrite, "R")
+        }
+        notBefore.removeAll()
+        ensureRunning()
+    }
+
+    func writeControl(_ fd: Int32, _ byte: Character) {
+        var b = byte.asciiValue!
+        _ = write(fd, &b, 1)
+    }
+
+    func beginStop() {
+        guard !stopping else { return }
+        stopping = true
+        stopDeadline = WallClock.monotonic() + 10
+        info("terminating on signal")
+        for child in children.values { writeControl(child.controlWrite, "S") }
+    }
+
+    func finishStop() -> Never {
+        for child in children.values {
+            // Each child leads its own process group: take any helpers too.
+            kill(-child.pid, SIGKILL)
+            kill(child.pid, SIGKILL)
+        }
+        while !children.isEmpty {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, 0)
+            if pid < 0 { break }
+            children[pid] = nil
+        }
+        for fd in Array(logPipes.keys) { readLogPipe(fd) }
+        _ = unlink(spool.masterPIDFile)
+        exit(0)
+    }
+
+    // MARK: Event loop
+
+    func run() -> Never {
+        if owner == nil {
+            info("running as uid \(geteuid()) without privilege separation: every program runs as this user")
+        }
+        info("daemon started -- version \(HikyakuVersion.string), configuration \(configuration.path)")
+        ensureRunning()
+        while true {
+            if stopping && (children.isEmpty || WallClock.monotonic() >= stopDeadline) {
+                finishStop()
+            }
+            var fds = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
+            let pipes = Array(logPipes.keys)
+            for fd in pipes { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            let timeout = nextTimeout()
+            let rc = poll(&fds, nfds_t(fds.count), timeout)
+            if rc < 0 && errno != EINTR {
+                warning("poll: \(SystemError("poll", "").description)")
+                usleep(100_000)
+            }
+            if fds[0].revents != 0 {
+                for s in signals.drain() {
+                    switch s {
+                    case SIGCHLD: reapChildren()
+                    case SIGHUP: if !stopping { reload() }
+                    case SIGTERM, SIGINT: beginStop()
+                    default: break
+                    }
+                }
+            }
+            for (offset, fd) in pipes.enumerated() where fds[offset + 1].revents != 0 {
+                readLogPipe(fd)
+            }
+            reapChildren()
+            ensureRunning()
+        }
+    }
+
+    func nextTimeout() -> Int32 {
+        let now = WallClock.monotonic()
+        var wait = 60.0
+        if stopping { wait = min(wait, max(0, stopDeadline - now)) }
+        for deadline in notBefore.values where deadline > now { wait = min(wait, deadline - now) }
+        return Int32(wait * 1000) + 1
+    }
+}
+
+/// Writes to stderr before logging is set up.
+enum FileHandleStderr {
+    static func write(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress!, $0.count) }
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,39 @@
+import HikyakuConfig
+
+/// The programs the master runs, built from the configuration. hikyaku has
+/// no master.cf: the table is fixed and its sizes are configuration keys.
+public struct ServiceDefinition: Equatable, Sendable {
+    public enum Listener: Hashable, Sendable {
+        /// A TCP socket from `smtpd_listen`.
+        case tcp(String)
+        /// A Unix socket in private/.
+        case unix(SpoolLayout.Service)
+    }
+
+    /// The program name: the executable in `daemon_directory` and the log tag.
+    public var program: String
+    public var processes: Int
+    public var listeners: [Listener]
+    /// At most one process may run, even during a reload (qmgr owns the queue).
+    public var singleton: Bool
+
+    public init(program: String, processes: Int, listeners: [Listener], singleton: Bool) {
+        self.program = program
+        self.processes = processes
+        self.listeners = listeners
+        self.singleton = singleton
+    }
+
+    /// The services in start order: the map server first, the SMTP server last.
+    public static func table(for configuration: Configuration) -> [ServiceDefinition] {
+        [
+            ServiceDefinition(program: "aliasd", processes: 1, listeners: [.unix(.aliasd)], singleton: false),
+            ServiceDefinition(program: "local", processes: max(1, configuration.integer("local_process_limit")),
+                              listeners: [.unix(.local)], singleton: false),
+            ServiceDefinition(program: "cleanup", processes: 1, listeners: [.unix(.cleanup)], singleton: false),
+            ServiceDefinition(program: "qmgr", processes: 1, listeners: [.unix(.qmgr)], singleton: true),
+            ServiceDefinition(program: "smtpd", processes: max(1, configuration.integer("smtpd_process_limit")),
+                              listeners: configuration.list("smtpd_listen").map { .tcp($0) }, singleton: false),
+        ]
+    }
+}

@@ -1,0 +1,44 @@
+import HikyakuIPC
+import MailCore
+import QueueFormat
+
+/// A message in active/: its envelope and what has happened to each
+/// recipient during this pass through the queue.
+final class ActiveMessage {
+    let id: QueueID
+    var envelope: QueueEnvelope
+    /// Wall-clock microseconds when the message entered active/.
+    let activatedAt: Int
+    /// Deliveries queued or in flight.
+    var outstanding = 0
+    /// Recipients still being resolved with aliasd.
+    var resolving = 0
+    /// Recipients that must be tried again later, with the reason.
+    var deferred: [Int: DeliveryOutcome] = [:]
+    /// Recipients whose agent vanished mid-delivery: how often.
+    var agentFailures: [Int: Int] = [:]
+    /// Recipients bounced in this pass (the bounce notice is owed).
+    var bounced: [Int: DeliveryOutcome] = [:]
+    /// Local recipients grouped by user while they are being resolved.
+    var localGroups: [String: [Int]] = [:]
+
+    init(id: QueueID, envelope: QueueEnvelope, activatedAt: Int) {
+        self.id = id
+        self.envelope = envelope
+        self.activatedAt = activatedAt
+    }
+
+    var isSettled: Bool { outstanding == 0 && resolving == 0 }
+
+    func mark(_ index: Int, _ status: RecipientStatus) {
+        envelope.recipients[index].status = status
+    }
+}
+
+/// One request to a delivery agent.
+struct DeliveryJob {
+    let message: ActiveMessage
+    let recipientIndexes: [Int]
+    /// Deliveries to the same key are limited in concurrency (one mailbox).
+    let concurrencyKey: String
+}

@@ -1,0 +1,350 @@
+import MailCore
+
+/// The server side of one SMTP session as a pure state machine (RFC 5321,
+/// with the ESMTP extensions PIPELINING, SIZE, 8BITMIME and
+/// ENHANCEDSTATUSCODES).
+///
+/// The machine never does I/O. It takes command lines and the results of the
+/// lookups it asked for, and returns what to do next. Lookups that take time
+/// (is this recipient acceptable, open a queue file, commit it) are returned
+/// as actions; until the matching result comes back the caller must not feed
+/// more input, which keeps pipelined replies in order.
+public struct SMTPServerStateMachine: Sendable {
+    public struct Settings: Sendable {
+        public var hostname: String
+        public var greeting: String
+        public var messageSizeLimit: Int
+        public var recipientLimit: Int
+        public var hardErrorLimit: Int
+        public var vrfyEnabled: Bool
+
+        public init(hostname: String, greeting: String? = nil, messageSizeLimit: Int = 10_240_000,
+                    recipientLimit: Int = 1000, hardErrorLimit: Int = 20, vrfyEnabled: Bool = true) {
+            self.hostname = hostname
+            self.greeting = greeting ?? "\(hostname) ESMTP hikyaku"
+            self.messageSizeLimit = messageSizeLimit
+            self.recipientLimit = recipientLimit
+            self.hardErrorLimit = hardErrorLimit
+            self.vrfyEnabled = vrfyEnabled
+        }
+    }
+
+    public enum BodyType: String, Sendable {
+        case sevenBit = "7BIT"
+        case eightBitMIME = "8BITMIME"
+    }
+
+    /// What the client asked for and what was accepted, handed to the queue.
+    public struct Envelope: Equatable, Sendable {
+        public var heloName: String
+        public var esmtp: Bool
+        public var sender: MailAddress?
+        public var declaredSize: Int?
+        public var bodyType: BodyType?
+        public var recipients: [MailAddress] = []
+    }
+
+    public enum RecipientVerdict: Equatable, Sendable {
+        case accept
+        case reject(SMTPReply)
+    }
+
+    /// How the DATA section ended.
+    public enum DataOutcome: Equatable, Sendable {
+        case complete(size: Int)
+        case bareLineEnding(bareLF: Bool)
+    }
+
+    public enum CommitResult: Equatable, Sendable {
+        case queued(QueueID)
+        case failed(SMTPReply)
+    }
+
+    public enum Action: Equatable, Sendable {
+        /// Send these replies; close the connection afterwards if asked.
+        case send([SMTPReply], close: Bool)
+        /// Decide on this recipient, then call ``recipientVerified(_:)``.
+        case verifyRecipient(MailAddress)
+        /// Open a queue file for this envelope, then call ``dataStarted(queueID:)``
+        /// or ``dataStartFailed(_:)``. After 354 the caller switches to data framing.
+        case openMessage(Envelope)
+        /// Data is complete: commit the queue file, then call ``commitFinished(_:)``.
+        case commitMessage(Envelope, size: Int)
+        /// Discard the open queue file, then send the replies.
+        case abortMessage([SMTPReply], close: Bool)
+    }
+
+    enum State: Sendable, Equatable {
+        case connected
+        case ready
+        case transaction
+        case verifying(MailAddress)
+        case opening
+        case data
+        case committing
+        case closed
+    }
+
+    public let settings: Settings
+    var state: State = .connected
+    var heloName: String? = nil
+    var esmtp = false
+    var envelope: Envelope? = nil
+    public private(set) var errorCount = 0
+
+    public init(settings: Settings) {
+        self.settings = settings
+    }
+
+    /// True while DATA content is expected.
+    public var isReceivingData: Bool { state == .data }
+    public var isClosed: Bool { state == .closed }
+    /// The envelope of the current transaction, if any.
+    public var currentEnvelope: Envelope? { envelope }
+
+    // MARK: Replies
+
+    static let enhanced = EnhancedStatusCode.self
+    var ok: SMTPReply { SMTPReply(250, EnhancedStatusCode(2, 0, 0), "Ok") }
+
+    public mutating func greeting() -> Action {
+        .send([SMTPReply(220, nil, settings.greeting)], close: false)
+    }
+
+    /// The idle or command timeout expired.
+    public mutating func timedOut() -> Action {
+        state = .closed
+        return .send([SMTPReply(421, EnhancedStatusCode(4, 4, 2), "\(settings.hostname) Error: timeout exceeded")], close: true)
+    }
+
+    /// A command line longer than the limit arrived (its rest was discarded).
+    public mutating func lineTooLong() -> Action {
+        error(SMTPReply(500, EnhancedStatusCode(5, 5, 2), "Error: line too long"))
+    }
+
+    // MARK: Commands
+
+    public mutating func receive(line: some Collection<UInt8>) -> Action {
+        precondition(state != .data && state != .committing && state != .opening && !isVerifying,
+                     "input fed while an action is pending")
+        guard state != .closed else { return .send([], close: true) }
+        let command: SMTPCommand
+        do {
+            command = try SMTPCommand.parse(line)
+        } catch let parseError {
+            return error(reply(for: parseError))
+        }
+        switch command {
+        case .helo(let name), .ehlo(let name):
+            let isEHLO: Bool
+            if case .ehlo = command { isEHLO = true } else { isEHLO = false }
+            heloName = name
+            esmtp = isEHLO
+            envelope = nil
+            state = .ready
+            if !isEHLO {
+                return .send([SMTPReply(250, nil, settings.hostname)], close: false)
+            }
+            return .send([SMTPReply(250, nil, lines: [
+                settings.hostname,
+                "PIPELINING",
+                "SIZE \(settings.messageSizeLimit)",
+                "ENHANCEDSTATUSCODES",
+                "8BITMIME",
+            ])], close: false)
+
+        case .mail(let sender, let parameters):
+            guard state != .connected else {
+                return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: send HELO/EHLO first"))
+            }
+            guard envelope == nil else {
+                return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: nested MAIL command"))
+            }
+            var candidate = Envelope(heloName: heloName ?? "", esmtp: esmtp, sender: sender)
+            for parameter in parameters {
+                guard esmtp else {
+                    return error(SMTPReply(555, EnhancedStatusCode(5, 5, 4), "Unsupported option: \(parameter.keyword)"))
+                }
+                switch parameter.keyword {
+                case "SIZE":
+                    guard let value = parameter.value, let size = Int(value), size >= 0,
+                          value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+                        return error(SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad message size syntax"))
+                    }
+                    guard size <= settings.messageSizeLimit else {
+                        return error(SMTPReply(552, EnhancedStatusCode(5, 3, 4), "Message size exceeds fixed limit"))
+                    }
+                    candidate.declaredSize = size
+                case "BODY":
+                    guard let value = parameter.value?.uppercased(), let body = BodyType(rawValue: value) else {
+                        return error(SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad BODY keyword: \(parameter.value ?? "")"))
+                    }
+                    candidate.bodyType = body
+                default:
+                    return error(SMTPReply(555, EnhancedStatusCode(5, 5, 4), "Unsupported option: \(parameter.keyword)"))
+                }
+            }
+            envelope = candidate
+            state = .transaction
+            return .send([SMTPReply(250, EnhancedStatusCode(2, 1, 0), "Ok")], close: false)
+
+        case .rcpt(let recipient, let parameters):
+            guard envelope != nil else {
+                return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: need MAIL command"))
+            }
+            if let parameter = parameters.first {
+                return error(SMTPReply(555, EnhancedStatusCode(5, 5, 4), "Unsupported option: \(parameter.keyword)"))
+            }
+            guard envelope!.recipients.count < settings.recipientLimit else {
+                return error(SMTPReply(452, EnhancedStatusCode(4, 5, 3), "Error: too many recipients"))
+            }
+            state = .verifying(recipient)
+            return .verifyRecipient(recipient)
+
+        case .data:
+            guard let envelope else {
+                return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: need RCPT command"))
+            }
+            guard !envelope.recipients.isEmpty else {
+                return error(SMTPReply(554, EnhancedStatusCode(5, 5, 1), "Error: no valid recipients"))
+            }
+            state = .opening
+            return .openMessage(envelope)
+
+        case .rset:
+            envelope = nil
+            if state != .connected { state = .ready }
+            return .send([ok], close: false)
+
+        case .noop:
+            return .send([ok], close: false)
+
+        case .quit:
+            state = .closed
+            return .send([SMTPReply(221, EnhancedStatusCode(2, 0, 0), "Bye")], close: true)
+
+        case .help:
+            return .send([SMTPReply(214, EnhancedStatusCode(2, 0, 0), lines: [
+                "This is hikyaku. Commands:",
+                "HELO EHLO MAIL RCPT DATA",
+                "RSET NOOP QUIT HELP VRFY",
+                "End of HELP info",
+            ])], close: false)
+
+        case .vrfy:
+            guard settings.vrfyEnabled else {
+                return error(SMTPReply(502, EnhancedStatusCode(5, 5, 1), "VRFY command is disabled"))
+            }
+            return .send([SMTPReply(252, EnhancedStatusCode(2, 5, 2), "Cannot VRFY user; try RCPT to attempt delivery")], close: false)
+        }
+    }
+
+    var isVerifying: Bool {
+        if case .verifying = state { return true }
+        return false
+    }
+
+    // MARK: Results of actions
+
+    public mutating func recipientVerified(_ verdict: RecipientVerdict) -> Action {
+        guard case .verifying(let recipient) = state else {
+            preconditionFailure("recipientVerified without a pending verification")
+        }
+        state = .transaction
+        switch verdict {
+        case .accept:
+            envelope!.recipients.append(recipient)
+            return .send([SMTPReply(250, EnhancedStatusCode(2, 1, 5), "Ok")], close: false)
+        case .reject(let reply):
+            return error(reply)
+        }
+    }
+
+    public mutating func dataStarted() -> Action {
+        precondition(state == .opening)
+        state = .data
+        return .send([SMTPReply(354, nil, "End data with <CR><LF>.<CR><LF>")], close: false)
+    }
+
+    public mutating func dataStartFailed(_ reply: SMTPReply) -> Action {
+        precondition(state == .opening)
+        envelope = nil
+        state = .ready
+        return error(reply)
+    }
+
+    public mutating func dataEnded(_ outcome: DataOutcome) -> Action {
+        precondition(state == .data)
+        let current = envelope!
+        switch outcome {
+        case .complete(let size):
+            if size > settings.messageSizeLimit {
+                envelope = nil
+                state = .ready
+                errorCount += 1
+                return .abortMessage([SMTPReply(552, EnhancedStatusCode(5, 3, 4), "Error: message file too big")], close: false)
+            }
+            state = .committing
+            return .commitMessage(current, size: size)
+        case .bareLineEnding(let bareLF):
+            envelope = nil
+            state = .closed
+            let what = bareLF ? "bare <LF>" : "bare <CR>"
+            return .abortMessage([SMTPReply(550, EnhancedStatusCode(5, 5, 2), "Error: \(what) received; lines must end with <CR><LF>")], close: true)
+        }
+    }
+
+    public mutating func commitFinished(_ result: CommitResult) -> Action {
+        precondition(state == .committing)
+        envelope = nil
+        state = .ready
+        switch result {
+        case .queued(let id):
+            return .send([SMTPReply(250, EnhancedStatusCode(2, 0, 0), "Ok: queued as \(id)")], close: false)
+        case .failed(let reply):
+            return error(reply)
+        }
+    }
+
+    // MARK: Errors
+
+    /// Counts an error reply; past the hard limit the session ends with 421.
+    mutating func error(_ reply: SMTPReply) -> Action {
+        errorCount += 1
+        if errorCount >= settings.hardErrorLimit {
+            state = .closed
+            return .send([reply, SMTPReply(421, EnhancedStatusCode(4, 7, 0), "\(settings.hostname) Error: too many errors")], close: true)
+        }
+        return .send([reply], close: false)
+    }
+
+    func reply(for error: SMTPCommandError) -> SMTPReply {
+        switch error {
+        case .empty:
+            return SMTPReply(500, EnhancedStatusCode(5, 5, 2), "Error: bad syntax")
+        case .unrecognized:
+            return SMTPReply(502, EnhancedStatusCode(5, 5, 2), "Error: command not recognized")
+        case .syntax(let verb):
+            switch verb {
+            case "HELO", "EHLO": return SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Syntax: \(verb) hostname")
+            case "MAIL": return SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Syntax: MAIL FROM:<address>")
+            case "RCPT": return SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Syntax: RCPT TO:<address>")
+            case "VRFY": return SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Syntax: VRFY address")
+            case "": return SMTPReply(500, EnhancedStatusCode(5, 5, 2), "Error: bad syntax")
+            default: return SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Syntax: \(verb)")
+            }
+        case .badSender(let why):
+            if why == .nonASCII {
+                return SMTPReply(553, EnhancedStatusCode(5, 6, 7), "Must declare SMTPUTF8 to send Unicode addresses")
+            }
+            return SMTPReply(501, EnhancedStatusCode(5, 1, 7), "Bad sender address syntax")
+        case .badRecipient(let why):
+            if why == .nonASCII {
+                return SMTPReply(553, EnhancedStatusCode(5, 6, 7), "Must declare SMTPUTF8 to send Unicode addresses")
+            }
+            return SMTPReply(501, EnhancedStatusCode(5, 1, 3), "Bad recipient address syntax")
+        case .badParameter(let word):
+            return SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad parameter syntax: \(word)")
+        }
+    }
+}

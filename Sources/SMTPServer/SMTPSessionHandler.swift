@@ -1,0 +1,394 @@
+import DaemonSkeleton
+import HikyakuIPC
+import HikyakuSystem
+import Logging
+import MailCore
+import NIOCore
+import NIOPosix
+import SMTPProtocol
+
+/// Carries out one SMTP session: bytes in, the pure state machine decides,
+/// this handler does the I/O it asks for (aliasd lookups, cleanup streaming)
+/// and writes the replies. It is the only parser of the input stream, so the
+/// switch between command lines and DATA content happens at exactly the right
+/// byte, whatever a client pipelines.
+final class SMTPSessionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// RFC 5321 allows 512 octets per command line; like sendmail we allow
+    /// more for long parameter lists, and refuse beyond this.
+    static let commandLineLimit = 2048
+
+    let server: SMTPServerShared
+    var machine: SMTPServerStateMachine
+    let identity: ClientIdentity
+    var context: ChannelHandlerContext!
+    var input: ByteBuffer
+    var waiting = false
+    var closing = false
+    var discardingLongLine = false
+    var framer = DataFramer()
+    var dataOutput: [UInt8] = []
+    var queueID: QueueID? = nil
+    var cleanup: LazyIPCClient? = nil
+    var idleTimer: Scheduled<Void>? = nil
+    var counts: [(verb: String, total: Int, ok: Int)] = []
+    var connectLogged = false
+
+    init(server: SMTPServerShared, remote: SocketAddress?) {
+        self.server = server
+        machine = SMTPServerStateMachine(settings: server.settings)
+        identity = ClientIdentity(remote: remote)
+        input = ByteBuffer()
+    }
+
+    var logger: Logger { server.logger }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        input = context.channel.allocator.buffer(capacity: 1024)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        server.sessionStarted()
+        // The greeting goes out at once; the client's name arrives when it does.
+        identity.lookUp(pool: server.lookupPool, on: context.eventLoop, timeout: server.lookupTimeout)
+            .assumeIsolated().whenComplete { _ in self.logConnect() }
+        resetIdleTimer()
+        perform(machine.greeting())
+        context.flush()
+        context.fireChannelActive()
+    }
+
+    func logConnect() {
+        guard !connectLogged else { return }
+        connectLogged = true
+        logger.info("connect from \(identity.logName)")
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        if queueID != nil, let cleanup {
+            // The transaction never reached 250: cleanup discards the file
+            // when the connection goes.
+            cleanup.close()
+        }
+        cleanup?.close()
+        logConnect()
+        let summary = counts.map { $0.ok == $0.total ? "\($0.verb)=\($0.total)" : "\($0.verb)=\($0.ok)/\($0.total)" }
+        let total = counts.reduce(0) { $0 + $1.total }
+        let okTotal = counts.reduce(0) { $0 + $1.ok }
+        let commands = okTotal == total ? "commands=\(total)" : "commands=\(okTotal)/\(total)"
+        logger.info("disconnect from \(identity.logName)\(summary.isEmpty ? "" : " " + summary.joined(separator: " ")) \(commands)")
+        server.sessionEnded()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        guard !closing else { return }
+        resetIdleTimer()
+        input.writeBuffer(&buffer)
+        process()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    func resetIdleTimer() {
+        idleTimer?.cancel()
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(in: server.idleTimeout) {
+            let handler = loopBound.value
+            if handler.waiting {
+                handler.resetIdleTimer()
+            } else if !handler.closing {
+                handler.abortOpenTransaction()
+                handler.perform(handler.machine.timedOut())
+            }
+        }
+    }
+
+    // MARK: Input processing
+
+    func process() {
+        while !waiting && !closing {
+            if machine.isReceivingData {
+                guard input.readableBytes > 0 else { break }
+                let event = input.withUnsafeReadableBytes { framer.feed($0, into: &dataOutput) }
+                if framer.contentSize > server.settings.messageSizeLimit {
+                    // Keep reading to the end of data, but stop storing.
+                    dataOutput.removeAll(keepingCapacity: true)
+                } else if dataOutput.count >= IPCFrame.maximumChunk {
+                    flushContent()
+                }
+                switch event {
+                case .needMore:
+                    input.clear()
+                case .end(let consumed):
+                    input.moveReaderIndex(forwardBy: consumed)
+                    flushContent()
+                    perform(machine.dataEnded(.complete(size: framer.contentSize)))
+                case .bareLineEnding(let bareLF):
+                    input.clear()
+                    dataOutput.removeAll()
+                    perform(machine.dataEnded(.bareLineEnding(bareLF: bareLF)))
+                }
+                continue
+            }
+            guard let newline = input.readableBytesView.firstIndex(of: 10) else {
+                if input.readableBytes > Self.commandLineLimit {
+                    input.clear()
+                    if !discardingLongLine {
+                        discardingLongLine = true
+                        count("unknown", ok: false)
+                        perform(machine.lineTooLong())
+                    }
+                }
+                break
+            }
+            var line = input.readableBytesView[input.readerIndex..<newline]
+            input.moveReaderIndex(to: newline + 1)
+            if discardingLongLine {
+                discardingLongLine = false
+                continue
+            }
+            if line.last == 13 { line = line.dropLast() }
+            if line.count > Self.commandLineLimit {
+                count("unknown", ok: false)
+                perform(machine.lineTooLong())
+                continue
+            }
+            let verb = Self.verb(of: line)
+            let action = machine.receive(line: line)
+            countCommand(verb, action)
+            perform(action)
+        }
+        if input.readableBytes == 0 { input.clear() } else if input.readerIndex > 65536 { input.discardReadBytes() }
+        context.flush()
+    }
+
+    static let knownVerbs: Set<String> = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "quit", "help", "vrfy"]
+
+    static func verb(of line: ByteBufferView.SubSequence) -> String {
+        let word = line.prefix(while: { $0 != 32 && $0 != 9 }).prefix(8)
+        let text = String(decoding: word, as: UTF8.self).lowercased()
+        return knownVerbs.contains(text) ? text : "unknown"
+    }
+
+    func countCommand(_ verb: String, _ action: SMTPServerStateMachine.Action) {
+        switch action {
+        case .send(let replies, _):
+            count(verb, ok: replies.first.map { $0.code < 400 } ?? true)
+        case .verifyRecipient, .openMessage:
+            // Counted when the result is known.
+            break
+        default:
+            count(verb, ok: true)
+        }
+    }
+
+    func count(_ verb: String, ok: Bool) {
+        if let index = counts.firstIndex(where: { $0.verb == verb }) {
+            counts[index].total += 1
+            if ok { counts[index].ok += 1 }
+        } else {
+            counts.append((verb, 1, ok ? 1 : 0))
+        }
+    }
+
+    // MARK: Actions
+
+    func write(_ replies: [SMTPReply]) {
+        for reply in replies {
+            var buffer = context.channel.allocator.buffer(capacity: 64)
+            buffer.writeString(reply.wireText(enhancedStatusCodes: true))
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+
+    func perform(_ action: SMTPServerStateMachine.Action) {
+        switch action {
+        case .send(let replies, let close):
+            write(replies)
+            if close { closeAfterFlush() }
+
+        case .verifyRecipient(let recipient):
+            verify(recipient)
+
+        case .openMessage(let envelope):
+            open(envelope)
+
+        case .commitMessage:
+            commit()
+
+        case .abortMessage(let replies, let close):
+            abortOpenTransaction()
+            write(replies)
+            if close { closeAfterFlush() }
+        }
+    }
+
+    func closeAfterFlush() {
+        closing = true
+        idleTimer?.cancel()
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Runs `body` when an asynchronous step completes, then resumes input.
+    func resume(_ body: () -> Void) {
+        waiting = false
+        guard context.channel.isActive else { return }
+        body()
+        process()
+    }
+
+    func senderText(_ envelope: SMTPServerStateMachine.Envelope?) -> String {
+        envelope?.sender.map { $0.description } ?? ""
+    }
+
+    func verify(_ recipient: MailAddress) {
+        waiting = true
+        let qualified = recipient.qualified(with: server.hostname)
+        server.aliasClient(for: context.eventLoop)
+            .request(AliasProtocol.resolveRequest(qualified.description))
+            .assumeIsolated()
+            .whenComplete { result in
+                self.resume {
+                    let verdict: SMTPServerStateMachine.RecipientVerdict
+                    switch result {
+                    case .success(let frame):
+                        if let resolution = try? AliasProtocol.Resolution(frame: frame) {
+                            verdict = self.server.policy.verdict(for: qualified, resolution: resolution,
+                                                                 clientAddress: self.identity.address)
+                        } else {
+                            verdict = self.server.policy.lookupFailure(qualified)
+                        }
+                    case .failure(let error):
+                        self.logger.warning("aliasd lookup failed: \(error)")
+                        verdict = self.server.policy.lookupFailure(qualified)
+                    }
+                    if case .reject(let reply) = verdict {
+                        let envelope = self.machine.currentEnvelope
+                        self.logger.info("NOQUEUE: reject: RCPT from \(self.identity.logName): \(reply); from=<\(self.senderText(envelope))> to=<\(qualified)> proto=\(envelope?.esmtp == true ? "ESMTP" : "SMTP") helo=<\(envelope?.heloName ?? "")>")
+                    }
+                    let action = self.machine.recipientVerified(self.acceptQualified(verdict, qualified))
+                    self.countCommand("rcpt", action)
+                    self.perform(action)
+                }
+            }
+    }
+
+    /// The envelope stores the qualified address (sendmail appends $j).
+    func acceptQualified(_ verdict: SMTPServerStateMachine.RecipientVerdict, _ qualified: MailAddress) -> SMTPServerStateMachine.RecipientVerdict {
+        verdict
+    }
+
+    func open(_ envelope: SMTPServerStateMachine.Envelope) {
+        waiting = true
+        let recipients = envelope.recipients.map { $0.qualified(with: server.hostname).description }
+        let protocolName = envelope.esmtp ? "ESMTP" : "SMTP"
+        let begin = CleanupProtocol.Begin(
+            origin: .smtp, sender: senderText(envelope), recipients: recipients,
+            clientName: identity.name, clientAddress: identity.address, heloName: envelope.heloName,
+            protocolName: protocolName, bodyType: envelope.bodyType?.rawValue ?? "")
+        if cleanup == nil {
+            cleanup = LazyIPCClient(path: server.cleanupPath, eventLoop: context.eventLoop)
+        }
+        cleanup!.request(begin.frame, idempotent: true)
+            .assumeIsolated()
+            .whenComplete { result in
+                self.resume {
+                    let reply: CleanupProtocol.Reply?
+                    switch result {
+                    case .success(let frame): reply = try? CleanupProtocol.Reply(frame: frame)
+                    case .failure(let error):
+                        self.logger.warning("cleanup unavailable: \(error)")
+                        reply = nil
+                    }
+                    switch reply {
+                    case .ok(let id):
+                        self.queueID = id
+                        self.logger.info("\(id): client=\(self.identity.logName)")
+                        self.framer = DataFramer(policy: self.server.bareLineEndingPolicy)
+                        self.dataOutput.removeAll(keepingCapacity: true)
+                        let date = WallClock.localTime(WallClock.seconds()).rfc5322
+                        let received = ReceivedHeader.text(
+                            heloName: envelope.heloName, clientName: self.identity.name,
+                            clientAddress: self.identity.address, hostname: self.server.hostname,
+                            protocolName: protocolName, queueID: id, recipients: recipients, date: date)
+                        self.dataOutput.append(contentsOf: Array(received.utf8))
+                        self.count("data", ok: true)
+                        self.perform(self.machine.dataStarted())
+                    case .refused(let smtp):
+                        self.count("data", ok: false)
+                        self.perform(self.machine.dataStartFailed(smtp))
+                    case nil:
+                        self.count("data", ok: false)
+                        self.perform(self.machine.dataStartFailed(
+                            SMTPReply(451, EnhancedStatusCode(4, 3, 0), "Error: queue file write error")))
+                    }
+                }
+            }
+    }
+
+    func flushContent() {
+        guard let cleanup, queueID != nil, !dataOutput.isEmpty else { return }
+        var start = 0
+        while start < dataOutput.count {
+            let end = min(dataOutput.count, start + IPCFrame.maximumChunk)
+            _ = cleanup.send(CleanupProtocol.content(Array(dataOutput[start..<end])))
+            start = end
+        }
+        dataOutput.removeAll(keepingCapacity: true)
+    }
+
+    func commit() {
+        guard let cleanup, let id = queueID else {
+            perform(machine.commitFinished(.failed(SMTPReply(451, EnhancedStatusCode(4, 3, 0), "Error: queue file write error"))))
+            return
+        }
+        waiting = true
+        cleanup.request(IPCFrame(.cleanupCommit), idempotent: false)
+            .assumeIsolated()
+            .whenComplete { result in
+                self.queueID = nil
+                self.resume {
+                    switch result {
+                    case .success(let frame):
+                        switch try? CleanupProtocol.Reply(frame: frame) {
+                        case .ok(let committed):
+                            self.perform(self.machine.commitFinished(.queued(committed)))
+                        case .refused(let reply):
+                            self.logger.info("\(id): reject: DATA from \(self.identity.logName): \(reply)")
+                            self.perform(self.machine.commitFinished(.failed(reply)))
+                        case nil:
+                            self.perform(self.machine.commitFinished(.failed(
+                                SMTPReply(451, EnhancedStatusCode(4, 3, 0), "Error: queue file write error"))))
+                        }
+                    case .failure(let error):
+                        // No answer from cleanup: the message may or may not
+                        // be queued. 451 makes the client retry; a duplicate
+                        // is possible, a loss is not.
+                        self.logger.warning("\(id): cleanup commit failed: \(error)")
+                        self.perform(self.machine.commitFinished(.failed(
+                            SMTPReply(451, EnhancedStatusCode(4, 3, 0), "Error: queue file write error"))))
+                    }
+                }
+            }
+    }
+
+    func abortOpenTransaction() {
+        guard queueID != nil, let cleanup else { return }
+        queueID = nil
+        dataOutput.removeAll()
+        _ = cleanup.send(IPCFrame(.cleanupAbort))
+    }
+}

@@ -1,0 +1,3 @@
+import AliasService
+
+AliasDaemon.main()

@@ -1,0 +1,3 @@
+import Cleanup
+
+CleanupDaemon.main()

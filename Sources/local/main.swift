@@ -1,0 +1,3 @@
+import LocalDelivery
+
+LocalDeliveryAgent.main()

@@ -1,0 +1,3 @@
+import Master
+
+MasterProcess.main()

@@ -1,0 +1,3 @@
+import QueueManager
+
+QueueManager.main()

@@ -1,0 +1,3 @@
+import SMTPServer
+
+SMTPServerDaemon.main()
