@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShims
 import DaemonSkeleton
 import HikyakuConfig
 import HikyakuIPC
@@ -66,6 +67,9 @@ public final class LocalDeliveryAgent {
             logger.critical("local needs a listening socket from the master")
             exit(1)
         }
+        // Several local processes wait on one socket: when a connection
+        // comes, all wake and one wins; the others must not block in accept.
+        _ = hk_set_nonblocking(listenFD, 1)
         while !draining {
             guard waitForInput(listenFD) else { break }
             let connection = accept4Compat(listenFD)
@@ -76,7 +80,10 @@ public final class LocalDeliveryAgent {
 
     func accept4Compat(_ fd: Int32) -> Int32 {
         let client = accept(fd, nil, nil)
-        if client >= 0 { ProcessSpawnerCloexec.set(client) }
+        if client >= 0 {
+            ProcessSpawnerCloexec.set(client)
+            _ = hk_set_nonblocking(client, 0)
+        }
         return client
     }
 

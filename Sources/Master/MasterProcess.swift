@@ -85,6 +85,8 @@ public final class MasterProcess {
 
     init(configPath: String?) throws {
         self.configPath = configPath
+        // Whatever the caller left open must not reach the programs we start.
+        hk_cloexec_from(3)
         WallClock.prepareTimeZone()
         signal(SIGPIPE, SIG_IGN)
         // Block the signals we handle before anything else can start a thread.

@@ -43,3 +43,7 @@ int hk_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[
              const int *sources, const int *targets, int count);
 
 // sd_notify-free helpers may come later; keep this header C-only.
+
+// Marks every descriptor from `first` up close-on-exec (close_range with
+// CLOSE_RANGE_CLOEXEC, or a /proc/self/fd walk on older kernels).
+void hk_cloexec_from(int first);

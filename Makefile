@@ -1,0 +1,44 @@
+# hikyaku: build, run and test. See README.md.
+SWIFT ?= swift
+PYTHON ?= python3
+BIN := $(CURDIR)/.build/debug
+
+.PHONY: all build run test unit-test system-test check-privilege lint-man bench clean
+
+all: build
+
+build:
+	$(SWIFT) build
+
+# A complete MTA under ./run/, listening on 127.0.0.1:2525, in the foreground.
+run: build
+	./Packaging/make-run.sh
+
+test: build check-privilege lint-man unit-test system-test
+
+unit-test:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# System tests start the real master with real programs, users and clients.
+system-test: build
+	HIKYAKU_BIN=$(BIN) $(PYTHON) -m pytest -q -x Tests/System
+
+# Only Sources/HikyakuSystem/Privilege.swift may change root directory or
+# credentials.
+check-privilege:
+	@bad=$$(grep -rnE '\b(chroot|setgroups|initgroups|setuid|setgid|seteuid|setegid|setreuid|setregid|setresuid|setresgid)[[:space:]]*\(' Sources \
+		| grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' \
+		| grep -v '^Sources/HikyakuSystem/Privilege.swift:' || true); \
+	if [ -n "$$bad" ]; then echo "privilege calls outside Privilege.swift:" >&2; echo "$$bad" >&2; exit 1; fi; \
+	echo "check-privilege: only Sources/HikyakuSystem/Privilege.swift changes privileges"
+
+lint-man:
+	@out=$$(mandoc -Tlint -W warning man/*.[1-8] 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out" >&2; exit 1; fi; echo "lint-man: man pages clean"
+
+bench: build
+	./Benchmarks/run-bench.sh
+
+clean:
+	rm -rf .build run
