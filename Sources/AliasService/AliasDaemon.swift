@@ -104,7 +104,12 @@ public final class AliasDaemon: @unchecked Sendable {
             return resolver.resolve(address).frame
         case .aliasExpand:
             guard let name = frame.string(.address) else { return AliasProtocol.errorFrame("expand without name") }
-            return AliasProtocol.Expansion(targets: resolver.aliases.lookup(name)).frame
+            var targets = resolver.aliases.lookup(name)
+            // RFC 5321 requires a postmaster; without an alias it is root.
+            if targets == nil && name.asciiLowercasedString() == "postmaster" && PasswdEntry.lookup(name: "postmaster") == nil {
+                targets = ["root"]
+            }
+            return AliasProtocol.Expansion(targets: targets).frame
         default:
             return AliasProtocol.errorFrame("unexpected request \(frame.type.rawValue)")
         }

@@ -48,7 +48,8 @@ public final class CleanupDaemon: @unchecked Sendable {
         logger = context.logger
         hostname = context.configuration.string("myhostname")
         // Headroom for added headers and the envelope beyond the SMTP limit.
-        sizeLimit = context.configuration.size("message_size_limit") + 64 * 1024
+        let limit = context.configuration.size("message_size_limit")
+        sizeLimit = limit == 0 ? Int.max : limit + 64 * 1024
         committer = QueueCommitter(directory: context.spool.directory(.incoming))
         self.eventLoop = eventLoop
     }

@@ -146,16 +146,20 @@ final class IPCClientHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
-/// Serves IPC requests on a listening socket the master passed.
+/// Serves IPC requests on a listening socket the master passed. A client
+/// that sends nothing for `idleTimeout` is disconnected, so a hung or
+/// stopped peer cannot hold resources for ever.
 public enum IPCServer {
     public static func serve(
-        listenFD: Int32, group: EventLoopGroup,
+        listenFD: Int32, group: EventLoopGroup, idleTimeout: TimeAmount = .hours(1),
         makeHandler: @escaping @Sendable () -> any ChannelHandler
     ) throws -> Channel {
         try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                    try channel.pipeline.syncOperations.addHandler(IdleCloser())
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(IPCFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(IPCFrameEncoder())
                     try channel.pipeline.syncOperations.addHandler(makeHandler())
@@ -163,5 +167,18 @@ public enum IPCServer {
             }
             .withBoundSocket(listenFD)
             .wait()
+    }
+}
+
+/// Closes a connection when IdleStateHandler reports no reads.
+final class IdleCloser: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

@@ -64,7 +64,7 @@ extension ConfigParameter {
         ConfigParameter("smtpd_banner", "$myhostname ESMTP hikyaku", .string,
             "The text after 220 in the greeting."),
         ConfigParameter("message_size_limit", "10240000", .size,
-            "The largest message accepted, in bytes, announced with SIZE."),
+            "The largest message accepted, in bytes, announced with SIZE; 0 means no limit."),
         ConfigParameter("smtpd_recipient_limit", "1000", .integer,
             "Recipients accepted per message; more get 452 4.5.3."),
         ConfigParameter("smtpd_hard_error_limit", "20", .integer,

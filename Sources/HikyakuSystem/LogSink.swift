@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShims
 import MailCore
 
 /// Where the master sends log lines: syslog's mail facility (the default, so
@@ -28,8 +29,9 @@ public final class LogSink {
     func open() {
         switch destination {
         case .file(let path):
-            if path == "/dev/stderr" { fd = dup(STDERR_FILENO); return }
-            if path == "/dev/stdout" { fd = dup(STDOUT_FILENO); return }
+            // Our own copies never leak into the programs the master starts.
+            if path == "/dev/stderr" { fd = hk_dup_cloexec_above(STDERR_FILENO, 3); return }
+            if path == "/dev/stdout" { fd = hk_dup_cloexec_above(STDOUT_FILENO, 3); return }
             fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         case .syslog:
             fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

@@ -109,8 +109,10 @@ public enum Privilege {
 
     static func requireSingleThreaded(_ what: String) throws(SystemError) {
         let threads = hk_thread_count()
-        if threads > 1 {
-            throw SystemError(errno: EDEADLK, operation: "\(what) with \(threads) threads running", path: "")
+        if threads != 1 {
+            // An unknown count (no /proc) fails closed, like a known bad one.
+            let count = threads < 0 ? "an unknown number of" : String(threads)
+            throw SystemError(errno: EDEADLK, operation: "\(what) with \(count) threads running", path: "")
         }
     }
 }

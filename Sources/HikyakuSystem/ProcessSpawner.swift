@@ -10,7 +10,9 @@ import CShims
 public enum ProcessSpawner {
     /// `fdMap` pairs a descriptor of this process with the number it gets in
     /// the child. Sources must be close-on-exec and above every target, which
-    /// ``moveAbove(_:minimum:)`` arranges; everything not mapped is closed.
+    /// ``moveAbove(_:minimum:)`` arranges. Descriptors not mapped are closed
+    /// in the child only because they are close-on-exec: the master marks
+    /// everything it inherited that way at start and opens all its own so.
     public static func spawn(path: String, arguments: [String], environment: [String],
                              fdMap: [(source: Int32, target: Int32)]) throws(SystemError) -> pid_t {
         var pid: pid_t = 0

@@ -210,12 +210,18 @@ public final class LocalDeliveryAgent {
             return (recipientAddress, deliverToUser(name, address: recipientAddress, sender: sender, content: content))
         case .forward(let address):
             return (address, forward(to: address, sender: sender, content: content))
+        case .file(let path) where path == "/dev/null":
+            return (path, .delivered(EnhancedStatusCode(2, 0, 0), "discarded"))
+        // File, command and :include: targets need the alias owner's
+        // privileges, which this version does not implement. They are
+        // refused, not deferred: a deferral would redeliver every other
+        // member of the alias at each retry.
         case .file(let path):
-            return (path, .deferred(EnhancedStatusCode(4, 3, 0), "delivery to files is not available yet; the message waits in the queue"))
+            return (path, .bounced(EnhancedStatusCode(5, 3, 0), "delivery to files is not supported in this version"))
         case .pipe(let command):
-            return ("|" + command, .deferred(EnhancedStatusCode(4, 3, 0), "delivery to commands is not available yet; the message waits in the queue"))
+            return ("|" + command, .bounced(EnhancedStatusCode(5, 3, 0), "delivery to commands is not supported in this version"))
         case .include(let path):
-            return (":include:" + path, .deferred(EnhancedStatusCode(4, 3, 0), ":include: lists are not available yet; the message waits in the queue"))
+            return (":include:" + path, .bounced(EnhancedStatusCode(5, 3, 0), ":include: lists are not supported in this version"))
         }
     }
 

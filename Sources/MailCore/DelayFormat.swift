@@ -13,3 +13,14 @@ public enum DelayFormat {
         return text
     }
 }
+
+/// A duration for people: `5 days`, `4 hours`, `90 seconds`.
+public enum DurationText {
+    public static func describe(_ seconds: Int) -> String {
+        func unit(_ n: Int, _ name: String) -> String { "\(n) \(name)\(n == 1 ? "" : "s")" }
+        if seconds >= 86400 && seconds % 86400 == 0 { return unit(seconds / 86400, "day") }
+        if seconds >= 3600 && seconds % 3600 == 0 { return unit(seconds / 3600, "hour") }
+        if seconds >= 60 && seconds % 60 == 0 { return unit(seconds / 60, "minute") }
+        return unit(seconds, "second")
+    }
+}

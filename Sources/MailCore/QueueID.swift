@@ -1,6 +1,6 @@
 /// A queue ID in the shape of Postfix's long IDs: the arrival time in seconds
 /// and microseconds, then `z`, then the queue file's inode number, all in a
-/// 51-letter alphabet without vowels. IDs sort by arrival time, and the inode
+/// 49-letter alphabet (digits and consonants). IDs sort by arrival time, and the inode
 /// makes them unique among the files that exist at one time.
 public struct QueueID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public let rawValue: String

@@ -23,7 +23,8 @@ public struct SMTPReply: Hashable, Sendable, CustomStringConvertible {
     public var isPermanent: Bool { code >= 500 }
 
     /// The reply as sent on the wire, CRLF-terminated, with `code-` on every
-    /// line but the last. Enhanced codes are printed only when announced.
+    /// line but the last. smtpd always includes enhanced codes, as Postfix
+    /// and sendmail do; `false` leaves them out.
     public func wireText(enhancedStatusCodes: Bool = true) -> String {
         var out = ""
         for (index, line) in lines.enumerated() {

@@ -233,14 +233,21 @@ public final class MasterProcess {
         Glibc.close(child.controlWrite)
         guard !stopping, !child.retiring else { return }
         let lived = WallClock.monotonic() - child.startedAt
-        let failures = lived < 10 ? (quickFailures[child.program] ?? 0) + 1 : 1
-        quickFailures[child.program] = failures
-        // The first crash is restarted at once; a program that keeps dying
-        // soon after start is restarted with doubling delays (to 30 s), so a
-        // broken configuration does not spin the machine.
-        let delay = failures <= 1 ? 0 : min(30, 0.1 * pow(2, Double(failures - 2)))
         warning("process \(programPath(child.program)) pid \(pid) \(termination)")
-        if delay > 0 {
+        // A program killed from outside (the OOM killer, an admin, a test)
+        // is restarted at once. One that fails by itself soon after start
+        // (an error exit or a crash) is restarted with doubling delays, to
+        // 30 s, so a broken configuration does not spin the machine.
+        let failedByItself: Bool
+        switch termination {
+        case .exited(let code): failedByItself = code != 0
+        case .signaled(let sig, _): failedByItself = ![SIGKILL, SIGTERM, SIGINT, SIGHUP].contains(sig)
+        }
+        let failures = failedByItself && lived < 10 ? (quickFailures[child.program] ?? 0) + 1 : 0
+        quickFailures[child.program] = failures
+        var delay = failures <= 1 ? 0 : min(30, 0.1 * pow(2, Double(failures - 2)))
+        if lived < 0.1 { delay = max(delay, 0.1) }
+        if failures > 1 {
             warning("\(programPath(child.program)): restarting in \(DelayFormat.format(delay)) s")
         }
         notBefore[child.program] = WallClock.monotonic() + delay

@@ -266,7 +266,7 @@ public final class QueueManager: @unchecked Sendable {
             },
             arrivalMicroseconds: envelope.arrivalSeconds * 1_000_000 + envelope.arrivalMicroseconds,
             activatedAt: job.message.activatedAt, dispatchedAt: seconds * 1_000_000 + micros)
-        slot.client.request(request.frame).assumeIsolated().whenComplete { result in
+        slot.client.request(request.frame, idempotent: false).assumeIsolated().whenComplete { result in
             slot.busy = false
             self.inFlightPerKey[job.concurrencyKey, default: 1] -= 1
             if self.inFlightPerKey[job.concurrencyKey] == 0 { self.inFlightPerKey[job.concurrencyKey] = nil }
@@ -330,7 +330,7 @@ public final class QueueManager: @unchecked Sendable {
         if now - message.envelope.arrivalSeconds >= queueLifetime {
             for (index, outcome) in message.deferred {
                 let bounce = DeliveryOutcome.bounced(EnhancedStatusCode(4, 4, 7),
-                                                     "message expired after \(queueLifetime / 86400) days: \(outcome.text)")
+                                                     "message expired after \(DurationText.describe(queueLifetime)) in the queue: \(outcome.text)")
                 message.bounced[index] = bounce
                 logResult(message, index, relay: "none", outcome: bounce)
             }

@@ -6,7 +6,8 @@
 /// sequence, so no second message can be smuggled past a receiver that ends
 /// data differently (SMTP smuggling). With the `.reject` policy the first bare
 /// line ending fails the transaction; with `.normalize` a bare LF ends a line
-/// (but never the data) and a bare CR is kept as an ordinary byte.
+/// (but never the data: the line after it cannot be the end-of-data line) and
+/// a bare CR is kept as an ordinary byte.
 public struct DataFramer: Sendable {
     public enum BareLineEndingPolicy: String, Sendable, CaseIterable {
         case reject
@@ -24,6 +25,9 @@ public struct DataFramer: Sendable {
 
     enum State: Sendable {
         case lineStart, inLine, afterCR, dotAtStart, dotCR
+        /// A line that began after a bare LF (normalize only): it can never
+        /// be the end-of-data line, so a leading dot is content.
+        case bareLineStart
     }
 
     var state: State = .lineStart
@@ -45,9 +49,17 @@ public struct DataFramer: Sendable {
         while i < count {
             let c = input[i]
             switch state {
-            case .lineStart, .inLine:
+            case .lineStart, .inLine, .bareLineStart:
                 if state == .lineStart && c == dot {
                     state = .dotAtStart
+                    i += 1
+                    continue
+                }
+                if state == .bareLineStart && c == dot {
+                    // "<LF>.<CR><LF>" is a known smuggling sequence: the dot
+                    // stays, and the line is ordinary content.
+                    output.append(dot)
+                    state = .inLine
                     i += 1
                     continue
                 }
@@ -65,7 +77,7 @@ public struct DataFramer: Sendable {
                 } else {
                     if policy == .reject { return .bareLineEnding(bareLF: true) }
                     output.append(lf)
-                    state = .lineStart
+                    state = .bareLineStart
                 }
                 i += 1
             case .afterCR:
@@ -84,8 +96,10 @@ public struct DataFramer: Sendable {
                     i += 1
                 } else if c == lf {
                     if policy == .reject { return .bareLineEnding(bareLF: true) }
+                    // "." then a bare LF: not an end; keep the dot.
+                    output.append(dot)
                     output.append(lf)
-                    state = .lineStart
+                    state = .bareLineStart
                     i += 1
                 } else {
                     state = .inLine
@@ -96,6 +110,8 @@ public struct DataFramer: Sendable {
                     return .end(consumed: i + 1)
                 }
                 if policy == .reject { return .bareLineEnding(bareLF: false) }
+                // "." CR and then something else: keep the dot and the CR.
+                output.append(dot)
                 output.append(cr)
                 state = .inLine
             }

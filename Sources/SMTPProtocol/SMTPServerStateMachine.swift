@@ -13,6 +13,7 @@ public struct SMTPServerStateMachine: Sendable {
     public struct Settings: Sendable {
         public var hostname: String
         public var greeting: String
+        /// 0 means no limit (announced as `SIZE 0`, RFC 1870).
         public var messageSizeLimit: Int
         public var recipientLimit: Int
         public var hardErrorLimit: Int
@@ -171,7 +172,7 @@ public struct SMTPServerStateMachine: Sendable {
                           value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
                         return error(SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad message size syntax"))
                     }
-                    guard size <= settings.messageSizeLimit else {
+                    guard settings.messageSizeLimit == 0 || size <= settings.messageSizeLimit else {
                         return error(SMTPReply(552, EnhancedStatusCode(5, 3, 4), "Message size exceeds fixed limit"))
                     }
                     candidate.declaredSize = size
@@ -278,7 +279,7 @@ public struct SMTPServerStateMachine: Sendable {
         let current = envelope!
         switch outcome {
         case .complete(let size):
-            if size > settings.messageSizeLimit {
+            if settings.messageSizeLimit > 0 && size > settings.messageSizeLimit {
                 envelope = nil
                 state = .ready
                 errorCount += 1

@@ -20,7 +20,9 @@ final class ClientIdentity: @unchecked Sendable {
         address = remote?.ipAddress ?? "unknown"
         port = remote?.port ?? 0
         isLoopback = address == "::1" || address.hasPrefix("127.") || address.hasPrefix("::ffff:127.")
-        name = isLoopback ? "localhost" : "unknown"
+        // 127.0.0.1 and ::1 are localhost (as /etc/hosts says everywhere);
+        // other loopback addresses are not looked up and stay unknown.
+        name = (address == "127.0.0.1" || address == "::1" || address == "::ffff:127.0.0.1") ? "localhost" : "unknown"
     }
 
     /// `name[address]`, as in every Postfix log line.

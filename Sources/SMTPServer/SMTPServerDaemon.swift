@@ -35,6 +35,8 @@ import SMTPProtocol
 public final class SMTPServerShared: Sendable {
     let settings: SMTPServerStateMachine.Settings
     let hostname: String
+    /// Bare local parts (`RCPT TO:<postmaster>`) are completed with this.
+    let origin: String
     let logger: Logger
     let policy = RecipientPolicy()
     let idleTimeout: TimeAmount
@@ -48,6 +50,7 @@ public final class SMTPServerShared: Sendable {
     init(context: DaemonContext, group: MultiThreadedEventLoopGroup) {
         let config = context.configuration
         hostname = config.string("myhostname")
+        origin = config.string("myorigin")
         settings = SMTPServerStateMachine.Settings(
             hostname: hostname,
             greeting: config.string("smtpd_banner"),

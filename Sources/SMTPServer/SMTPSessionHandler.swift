@@ -32,6 +32,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var dataOutput: [UInt8] = []
     var queueID: QueueID? = nil
     var cleanup: LazyIPCClient? = nil
+    /// The connection that carries the open transaction. Content and commit
+    /// must reach the same cleanup that created the file, so they never go
+    /// through a reconnecting client.
+    var transactionClient: IPCClient? = nil
     var idleTimer: Scheduled<Void>? = nil
     var counts: [(verb: String, total: Int, ok: Int)] = []
     var connectLogged = false
@@ -71,11 +75,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         idleTimer?.cancel()
-        if queueID != nil, let cleanup {
-            // The transaction never reached 250: cleanup discards the file
-            // when the connection goes.
-            cleanup.close()
-        }
+        // An open transaction never reached 250: cleanup discards its file
+        // when the connection goes.
+        transactionClient?.close()
         cleanup?.close()
         logConnect()
         let summary = counts.map { $0.ok == $0.total ? "\($0.verb)=\($0.total)" : "\($0.verb)=\($0.ok)/\($0.total)" }
@@ -120,7 +122,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             if machine.isReceivingData {
                 guard input.readableBytes > 0 else { break }
                 let event = input.withUnsafeReadableBytes { framer.feed($0, into: &dataOutput) }
-                if framer.contentSize > server.settings.messageSizeLimit {
+                if server.settings.messageSizeLimit > 0 && framer.contentSize > server.settings.messageSizeLimit {
                     // Keep reading to the end of data, but stop storing.
                     dataOutput.removeAll(keepingCapacity: true)
                 } else if dataOutput.count >= IPCFrame.maximumChunk {
@@ -256,7 +258,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
     func verify(_ recipient: MailAddress) {
         waiting = true
-        let qualified = recipient.qualified(with: server.hostname)
+        let qualified = recipient.qualified(with: server.origin)
         server.aliasClient(for: context.eventLoop)
             .request(AliasProtocol.resolveRequest(qualified.description))
             .assumeIsolated()
@@ -279,21 +281,16 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                         let envelope = self.machine.currentEnvelope
                         self.logger.info("NOQUEUE: reject: RCPT from \(self.identity.logName): \(reply); from=<\(self.senderText(envelope))> to=<\(qualified)> proto=\(envelope?.esmtp == true ? "ESMTP" : "SMTP") helo=<\(envelope?.heloName ?? "")>")
                     }
-                    let action = self.machine.recipientVerified(self.acceptQualified(verdict, qualified))
+                    let action = self.machine.recipientVerified(verdict)
                     self.countCommand("rcpt", action)
                     self.perform(action)
                 }
             }
     }
 
-    /// The envelope stores the qualified address (sendmail appends $j).
-    func acceptQualified(_ verdict: SMTPServerStateMachine.RecipientVerdict, _ qualified: MailAddress) -> SMTPServerStateMachine.RecipientVerdict {
-        verdict
-    }
-
     func open(_ envelope: SMTPServerStateMachine.Envelope) {
         waiting = true
-        let recipients = envelope.recipients.map { $0.qualified(with: server.hostname).description }
+        let recipients = envelope.recipients.map { $0.qualified(with: server.origin).description }
         let protocolName = envelope.esmtp ? "ESMTP" : "SMTP"
         let begin = CleanupProtocol.Begin(
             origin: .smtp, sender: senderText(envelope), recipients: recipients,
@@ -302,13 +299,17 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         if cleanup == nil {
             cleanup = LazyIPCClient(path: server.cleanupPath, eventLoop: context.eventLoop)
         }
-        cleanup!.request(begin.frame, idempotent: true)
+        let connection = cleanup!.connection()
+        connection.flatMap { $0.request(begin.frame) }
+            .and(connection)
             .assumeIsolated()
             .whenComplete { result in
                 self.resume {
                     let reply: CleanupProtocol.Reply?
                     switch result {
-                    case .success(let frame): reply = try? CleanupProtocol.Reply(frame: frame)
+                    case .success(let (frame, client)):
+                        reply = try? CleanupProtocol.Reply(frame: frame)
+                        self.transactionClient = client
                     case .failure(let error):
                         self.logger.warning("cleanup unavailable: \(error)")
                         reply = nil
@@ -340,26 +341,27 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 
     func flushContent() {
-        guard let cleanup, queueID != nil, !dataOutput.isEmpty else { return }
+        guard let client = transactionClient, queueID != nil, !dataOutput.isEmpty else { return }
         var start = 0
         while start < dataOutput.count {
             let end = min(dataOutput.count, start + IPCFrame.maximumChunk)
-            _ = cleanup.send(CleanupProtocol.content(Array(dataOutput[start..<end])))
+            _ = client.send(CleanupProtocol.content(Array(dataOutput[start..<end])))
             start = end
         }
         dataOutput.removeAll(keepingCapacity: true)
     }
 
     func commit() {
-        guard let cleanup, let id = queueID else {
+        guard let client = transactionClient, let id = queueID else {
             perform(machine.commitFinished(.failed(SMTPReply(451, EnhancedStatusCode(4, 3, 0), "Error: queue file write error"))))
             return
         }
         waiting = true
-        cleanup.request(IPCFrame(.cleanupCommit), idempotent: false)
+        client.request(IPCFrame(.cleanupCommit))
             .assumeIsolated()
             .whenComplete { result in
                 self.queueID = nil
+                self.transactionClient = nil
                 self.resume {
                     switch result {
                     case .success(let frame):
@@ -386,9 +388,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 
     func abortOpenTransaction() {
-        guard queueID != nil, let cleanup else { return }
+        guard queueID != nil, let client = transactionClient else { return }
         queueID = nil
+        transactionClient = nil
         dataOutput.removeAll()
-        _ = cleanup.send(IPCFrame(.cleanupAbort))
+        _ = client.send(IPCFrame(.cleanupAbort))
     }
 }

@@ -1,0 +1,69 @@
+"""Who runs as whom, read from /proc while the MTA runs."""
+import grp
+import os
+import pwd
+
+
+def status(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return fields
+
+
+def test_each_program_runs_with_its_privileges_and_chroot(mta):
+    hikyaku = pwd.getpwnam("hikyaku")
+    running = mta.pids()
+    assert set(running) >= {"master", "smtpd", "cleanup", "qmgr", "local", "aliasd"}, running
+    spool = os.path.realpath(mta.spool)
+    for name, pids in running.items():
+        for pid in pids:
+            st = status(pid)
+            uids = [int(x) for x in st["Uid"]]
+            gids = [int(x) for x in st["Gid"]]
+            root = os.readlink(f"/proc/{pid}/root")
+            if name in ("master", "local"):
+                assert uids == [0, 0, 0, 0], (name, uids)
+                assert root == "/", (name, root)
+                if name == "local":
+                    # local keeps root only to become recipients: no extra groups.
+                    assert st["Groups"] == [], (name, st["Groups"])
+                continue
+            assert uids == [hikyaku.pw_uid] * 4, (name, uids)
+            assert gids == [hikyaku.pw_gid] * 4, (name, gids)
+            assert [int(g) for g in st["Groups"]] == [hikyaku.pw_gid], (name, st["Groups"])
+            # No capabilities left.
+            assert int(st["CapEff"][0], 16) == 0 and int(st["CapPrm"][0], 16) == 0, (name, st["CapEff"])
+            if name in ("smtpd", "cleanup", "qmgr"):
+                assert root == spool, (name, root)
+            else:
+                assert name == "aliasd" and root == "/", (name, root)
+
+
+def test_nothing_but_master_and_local_has_uid_0(mta):
+    for name, pids in mta.pids().items():
+        for pid in pids:
+            if name not in ("master", "local"):
+                assert int(status(pid)["Uid"][1]) != 0, name
+
+
+def test_queue_directories_belong_to_the_mail_owner(mta):
+    hikyaku = pwd.getpwnam("hikyaku")
+    for queue in ("tmp", "incoming", "active", "deferred", "hold", "corrupt", "maildrop", "private"):
+        st = os.stat(os.path.join(mta.spool, queue))
+        assert st.st_uid == hikyaku.pw_uid and st.st_mode & 0o777 == 0o700, queue
+    for service in ("cleanup", "qmgr", "local", "aliasd"):
+        st = os.stat(os.path.join(mta.spool, "private", service))
+        assert st.st_uid == hikyaku.pw_uid and st.st_mode & 0o777 == 0o600, service
+
+
+def test_mailbox_of_a_new_user_is_created_as_that_user(mta):
+    with mta.smtp() as client:
+        client.sendmail("a@example.org", ["hkt-bob@example.test"], "Subject: x\r\n\r\nhello\r\n")
+    mta.wait_mbox("hkt-bob", 1)
+    st = os.stat(os.path.join(mta.mail, "hkt-bob"))
+    assert st.st_uid == pwd.getpwnam("hkt-bob").pw_uid
+    assert st.st_gid == grp.getgrnam("mail").gr_gid
+    assert st.st_mode & 0o7777 == 0o600
