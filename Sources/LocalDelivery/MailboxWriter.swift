@@ -88,7 +88,9 @@ public final class MailboxWriter {
     }
 
     /// `PATH.lock` created exclusively, holding our pid, as liblockfile does.
-    /// A lock older than five minutes is stale and removed.
+    /// A lock is stale, and removed, when the process named in it no longer
+    /// exists (a delivery agent killed mid-delivery) or when it is older than
+    /// five minutes.
     func acquireDotLock(_ lockPath: String) -> DotLockResult {
         let deadline = WallClock.monotonic() + lockTimeout
         while true {
@@ -104,9 +106,21 @@ public final class MailboxWriter {
                 _ = unlink(lockPath)
                 continue
             }
+            if let holder = Self.lockHolder(lockPath), holder != getpid(), kill(holder, 0) != 0, errno == ESRCH {
+                _ = unlink(lockPath)
+                continue
+            }
             guard WallClock.monotonic() < deadline else { return .timedOut }
             usleep(100_000)
         }
+    }
+
+    /// The pid written in a lock file, if it holds one.
+    static func lockHolder(_ path: String) -> pid_t? {
+        guard let bytes = try? FileIO.readFile(path, limit: 64) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \n\t\0")
+        guard let pid = pid_t(text), pid > 1 else { return nil }
+        return pid
     }
 
     // MARK: Maildir

@@ -316,6 +316,11 @@ public final class QueueManager: @unchecked Sendable {
         switch outcome {
         case .delivered:
             message.mark(index, .delivered)
+            // Written at once (no fsync): the page cache outlives a killed
+            // qmgr, so a restart does not deliver this recipient again. The
+            // fsync comes when the file is kept (finalize); a power cut
+            // before it may repeat the delivery, never lose it.
+            markInPlace(message, index)
         case .bounced:
             message.bounced[index] = outcome
         case .deferred:
@@ -358,6 +363,18 @@ public final class QueueManager: @unchecked Sendable {
             }
             message.bounced.removeAll()
             self.finalize(message)
+        }
+    }
+
+    func markInPlace(_ message: ActiveMessage, _ index: Int) {
+        let path = spool.file(.active, message.id.rawValue)
+        let recipient = message.envelope.recipients[index]
+        do {
+            let fd = try FileIO.open(path, O_WRONLY)
+            defer { FileIO.close(fd) }
+            try FileIO.pwriteAll(fd, [recipient.status.rawValue], at: recipient.statusOffset, path: path)
+        } catch {
+            logger.warning("\(message.id): cannot record delivery in queue file: \(error)")
         }
     }
 

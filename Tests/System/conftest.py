@@ -235,7 +235,8 @@ def make_mta(users, tmp_path_factory):
                 except ProcessLookupError:
                     pass
             assert not leftovers, f"processes left behind after SIGTERM: {leftovers}"
-            shutil.rmtree(mta.root, ignore_errors=True)
+            if not os.environ.get("HIKYAKU_KEEP_TEST_ROOT"):
+                shutil.rmtree(mta.root, ignore_errors=True)
     clear_mailboxes()
 
 
