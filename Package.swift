@@ -61,10 +61,11 @@ let package = Package(
         .executableTarget(name: "qmgr", dependencies: ["QueueManager"]),
         .executableTarget(name: "local", dependencies: ["LocalDelivery"]),
         .executableTarget(name: "aliasd", dependencies: ["AliasService"]),
-        .executableTarget(name: "hikyaku", dependencies: [
+        .target(name: "Administration", dependencies: [
             "HikyakuSystem", "HikyakuConfig", "QueueFormat",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .executableTarget(name: "hikyaku", dependencies: ["Administration"]),
 
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),

@@ -1,0 +1,199 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import HikyakuConfig
+import HikyakuSystem
+
+/// hikyaku - the administrator's command
+///
+/// Description: starts, stops and reloads the master, tells whether it runs
+/// and how full the queue is, checks the configuration and the spool, and
+/// shows the effective configuration.
+///
+/// Security: `start`, `stop` and `reload` need the rights to signal the
+/// master (root for a system installation); `status`, `check` and `config
+/// show` only read.
+public struct HikyakuCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "hikyaku",
+        abstract: "Control the hikyaku mail system.",
+        version: HikyakuVersion.string,
+        subcommands: [Start.self, Stop.self, Reload.self, Status.self, Check.self, ConfigCommand.self])
+
+    public init() {}
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .shortAndLong, help: "The configuration file.")
+    var config: String?
+
+    func load() throws -> Configuration {
+        do {
+            return try ConfigurationLoader.load(path: config)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+}
+
+/// The master's pid, if one holds the lock on its pid file.
+func runningMaster(_ configuration: Configuration) -> pid_t? {
+    let path = SpoolLayout(root: configuration.string("queue_directory")).masterPIDFile
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    // A master holds an exclusive lock for its whole life.
+    if flock(fd, LOCK_SH | LOCK_NB) == 0 { return nil }
+    guard let bytes = try? FileIO.readAll(fd) else { return nil }
+    return pid_t(String(decoding: bytes, as: UTF8.self).filter(\.isNumber))
+}
+
+func fail(_ message: String, code: Int32 = 1) -> ExitCode {
+    let bytes = Array("hikyaku: \(message)\n".utf8)
+    _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress!, $0.count) }
+    return ExitCode(code)
+}
+
+struct Start: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start the master in the background.")
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let config = try options.load()
+        if let pid = runningMaster(config) { throw fail("the mail system is already running (pid \(pid))") }
+        let master = config.string("daemon_directory") + "/master"
+        // The master logs to syslog or maillog_file; it keeps no terminal.
+        let devNull = try ProcessSpawner.moveAbove(try FileIO.open("/dev/null", O_RDWR))
+        var arguments = ["master"]
+        if let path = options.config { arguments += ["-c", path] }
+        _ = try ProcessSpawner.spawn(path: master, arguments: arguments,
+                                     environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"],
+                                     fdMap: [(devNull, 0), (devNull, 1), (devNull, 2)])
+        for _ in 0..<100 {
+            if let pid = runningMaster(config) {
+                print("hikyaku: started (pid \(pid))")
+                return
+            }
+            usleep(100_000)
+        }
+        throw fail("the master did not start; see the mail log")
+    }
+}
+
+struct Stop: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop the master and every program it runs.")
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let config = try options.load()
+        guard let pid = runningMaster(config) else { throw fail("the mail system is not running") }
+        guard kill(pid, SIGTERM) == 0 else { throw fail("cannot signal pid \(pid): \(SystemError("kill", "").description)") }
+        for _ in 0..<300 {
+            if runningMaster(config) == nil {
+                print("hikyaku: stopped")
+                return
+            }
+            usleep(100_000)
+        }
+        throw fail("the master (pid \(pid)) did not stop within 30 seconds")
+    }
+}
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make every program take up the configuration again (SIGHUP to the master).")
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let config = try options.load()
+        guard let pid = runningMaster(config) else { throw fail("the mail system is not running") }
+        guard kill(pid, SIGHUP) == 0 else { throw fail("cannot signal pid \(pid): \(SystemError("kill", "").description)") }
+        print("hikyaku: reloading (pid \(pid))")
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Say whether the master runs and how many messages each queue holds; exit 3 if it does not run.")
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let config = try options.load()
+        let spool = SpoolLayout(root: config.string("queue_directory"))
+        let counts = [SpoolLayout.Queue.incoming, .active, .deferred, .hold, .corrupt].map { queue in
+            "\(queue.rawValue)=\((try? FileIO.listDirectory(spool.directory(queue)).count) ?? 0)"
+        }
+        if let pid = runningMaster(config) {
+            print("hikyaku: the mail system is running (pid \(pid)); queue: \(counts.joined(separator: " "))")
+        } else {
+            print("hikyaku: the mail system is not running; queue: \(counts.joined(separator: " "))")
+            throw ExitCode(3)
+        }
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the configuration, the programs and the spool; report every problem found.")
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let config = try options.load()
+        var problems: [String] = []
+        for (key, line) in config.unknownKeys {
+            problems.append("\(config.path), line \(line): unknown parameter \(key)")
+        }
+        let owner = config.string("mail_owner")
+        let entry = PasswdEntry.lookup(name: owner)
+        if entry == nil {
+            problems.append("mail_owner \(owner): no such user (Packaging/create-users.sh creates it)")
+        } else if entry!.uid == 0 {
+            problems.append("mail_owner \(owner) must not be root")
+        }
+        let directory = config.string("daemon_directory")
+        for program in ["master", "smtpd", "cleanup", "qmgr", "local", "aliasd"] where access(directory + "/" + program, X_OK) != 0 {
+            problems.append("\(directory)/\(program) is missing or not executable")
+        }
+        let spool = SpoolLayout(root: config.string("queue_directory"))
+        if FileIO.stat(spool.root) != nil, let entry {
+            for queue in SpoolLayout.Queue.allCases {
+                guard let st = FileIO.stat(spool.directory(queue)) else {
+                    problems.append("\(spool.directory(queue)) is missing (the master creates it)")
+                    continue
+                }
+                if Privilege.isRoot && (st.st_uid != entry.uid || st.st_mode & 0o777 != 0o700) {
+                    problems.append("\(spool.directory(queue)) should be owned by \(owner) with mode 0700")
+                }
+            }
+            let corrupt = (try? FileIO.listDirectory(spool.directory(.corrupt)).count) ?? 0
+            if corrupt > 0 { problems.append("\(corrupt) damaged queue file(s) in \(spool.directory(.corrupt))") }
+        }
+        for key in ["alias_file", "mail_spool_directory"] where FileIO.stat(config.string(key)) == nil {
+            problems.append("\(key) = \(config.string(key)): no such file or directory")
+        }
+        for problem in problems { print("hikyaku: warning: \(problem)") }
+        if !problems.isEmpty { throw ExitCode(1) }
+        print("hikyaku: configuration \(config.path) and spool \(spool.root) are in order")
+    }
+}
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Show the configuration.", subcommands: [Show.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print every parameter with its effective value (only those set in the file with --set).")
+        @OptionGroup var options: ConfigOption
+        @Flag(help: "Only the parameters set in the file.")
+        var set = false
+
+        func run() throws {
+            let config = try options.load()
+            for (key, value) in config.effectiveValues where !set || config.line(of: key) > 0 {
+                print("\(key) = \(value)")
+            }
+        }
+    }
+}

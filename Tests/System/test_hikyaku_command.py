@@ -1,0 +1,57 @@
+"""The administrator's command: start, status, reload, check, stop."""
+import os
+import subprocess
+
+from conftest import BIN, mail_processes
+
+
+def hikyaku(mta, *args):
+    return subprocess.run([os.path.join(BIN, "hikyaku"), *args, "-c", mta.config],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_start_status_reload_stop(make_mta):
+    mta = make_mta(start=False)
+    result = hikyaku(mta, "status")
+    assert result.returncode == 3 and "not running" in result.stdout
+    result = hikyaku(mta, "start")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("hikyaku: started (pid ")
+    pid = int(result.stdout.split("pid ")[1].rstrip(")\n"))
+    result = hikyaku(mta, "start")
+    assert result.returncode != 0 and f"already running (pid {pid})" in result.stderr
+    result = hikyaku(mta, "status")
+    assert result.returncode == 0
+    assert result.stdout == f"hikyaku: the mail system is running (pid {pid}); queue: incoming=0 active=0 deferred=0 hold=0 corrupt=0\n"
+    assert hikyaku(mta, "reload").returncode == 0
+    mta.wait_log(r"hikyaku/master\[\d+\]: reload -- version")
+    result = hikyaku(mta, "stop")
+    assert result.returncode == 0 and result.stdout == "hikyaku: stopped\n", result.stderr
+    assert not mail_processes(mta.config)
+
+
+def test_check_reports_problems_and_config_show(make_mta):
+    mta = make_mta()
+    result = hikyaku(mta, "check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(mta.config, "a") as f:
+        f.write("no_such_parameter = 1\nalias_file = /nonexistent/aliases\n")
+    result = hikyaku(mta, "check")
+    assert result.returncode == 1
+    assert f"{mta.config}, line " in result.stdout and "unknown parameter no_such_parameter" in result.stdout
+    assert "alias_file = /nonexistent/aliases: no such file or directory" in result.stdout
+    result = hikyaku(mta, "config", "show", "--set")
+    assert "alias_file = /nonexistent/aliases\n" in result.stdout
+    assert "myhostname = mail.example.test\n" in result.stdout
+    assert "message_size_limit" not in result.stdout
+    everything = hikyaku(mta, "config", "show").stdout
+    assert "message_size_limit = 10240000\n" in everything
+
+
+def test_a_bad_configuration_is_reported_with_its_line(make_mta):
+    mta = make_mta(start=False)
+    with open(mta.config, "a") as f:
+        f.write("smtpd_timeout = later\n")
+    result = hikyaku(mta, "check")
+    assert result.returncode != 0
+    assert "hikyaku.conf, line " in result.stderr and "smtpd_timeout: expected a time" in result.stderr
