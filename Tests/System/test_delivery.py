@@ -72,6 +72,66 @@ def test_swaks_to_a_local_user_gives_the_exact_mbox_entry(mta):
     mta.wait_log(rf"{queue_id}: removed")
 
 
+def send_with(client, mta, recipients, pipeline=False):
+    """Sends MESSAGE with swaks or smtplib; returns the queue ID and the
+    content as the server received it."""
+    if client == "swaks":
+        args = ["--from", "sender@example.org"]
+        for r in recipients:
+            args += ["--to", r]
+        if pipeline:
+            args.append("--pipeline")
+        result = swaks(mta, *args, data=MESSAGE)
+        assert result.returncode == 0, result.stdout + result.stderr
+        # swaks ends the data with an extra CRLF: an empty last line.
+        return queue_id_from(result.stdout), MESSAGE + "\n"
+    with mta.smtp() as smtp:
+        smtp.ehlo("client.example.org")
+        smtp.mail("sender@example.org")
+        for r in recipients:
+            assert smtp.rcpt(r)[0] == 250
+        code, reply = smtp.data(MESSAGE.replace("\n", "\r\n"))
+        assert code == 250
+    return queue_id_from("250 " + reply.decode()), MESSAGE
+
+
+import pytest
+
+
+@pytest.mark.parametrize("client", ["swaks", "smtplib"])
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_exact_mbox_entries_for_a_user_and_for_an_alias(mta, client, pipeline):
+    if client == "smtplib" and pipeline:
+        pytest.skip("smtplib has no PIPELINING; the raw one-write test covers Python")
+    queue_id, content = send_with(client, mta, ["hkt-alice@example.test"], pipeline)
+    alice = mta.wait_mbox("hkt-alice", 1)
+    pattern = expected_entry("sender@example.org", "hkt-alice@example.test", "hkt-alice@example.test", queue_id, content)
+    assert re.fullmatch(pattern, alice), alice.decode()
+    queue_id, content = send_with(client, mta, ["team@example.test"], pipeline)
+    for user in ("hkt-alice", "hkt-bob"):
+        data = mta.wait_mbox(user, 2 if user == "hkt-alice" else 1)
+        last = b"From " + data.rsplit(b"\nFrom ", 1)[-1] if data.count(b"\nFrom sender") else data
+        pattern = expected_entry("sender@example.org", "team@example.test", f"{user}@{HOSTNAME}", queue_id, content)
+        assert re.fullmatch(pattern, last), last.decode()
+
+
+@pytest.mark.parametrize("client", ["swaks", "smtplib"])
+def test_exact_maildir_files(make_mta, client):
+    mta = make_mta("home_mailbox = Maildir/")
+    queue_id, content = send_with(client, mta, ["team@example.test"])
+    for user in ("hkt-alice", "hkt-bob"):
+        mta.wait_log(rf"{queue_id}: to=<{user}@{re.escape(HOSTNAME)}>, orig_to=<team@example.test>, relay=local.*status=sent")
+        new = os.path.join(pwd.getpwnam(user).pw_dir, "Maildir", "new")
+        files = os.listdir(new)
+        assert len(files) == 1
+        with open(os.path.join(new, files[0]), "rb") as f:
+            data = f.read()
+        pattern = (re.escape(f"Return-Path: <sender@example.org>\nDelivered-To: {user}@{HOSTNAME}\n".encode())
+                   + re.escape(f"Received: from client.example.org (localhost [127.0.0.1])\n\tby {HOSTNAME} (hikyaku) with ESMTP id {queue_id}\n\tfor <team@example.test>; ".encode())
+                   + RFCDATE + rb"\n" + re.escape(content.encode()))
+        assert re.fullmatch(pattern, data), data.decode()
+
+
 def test_smtplib_to_an_alias_reaches_both_users(mta):
     with mta.smtp() as client:
         client.sendmail("sender@example.org", ["team@example.test"], MESSAGE.replace("\n", "\r\n"))
