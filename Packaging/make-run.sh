@@ -3,10 +3,12 @@
 # listening on 127.0.0.1:2525 and delivering local mail to ./run/mail/USER.
 # As root it creates the hikyaku user (Packaging/create-users.sh) and runs
 # with full privilege separation; as anyone else every program runs as that
-# user, and the log says so.
+# user, and the log says so. HIKYAKU_RUN_DIR and HIKYAKU_RUN_LISTEN move it
+# elsewhere (the tests do, to keep 2525 free).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-run="$top/run"
+run="${HIKYAKU_RUN_DIR:-$top/run}"
+listen="${HIKYAKU_RUN_LISTEN:-127.0.0.1:2525}"
 bin="${HIKYAKU_BIN:-$top/.build/debug}"
 mkdir -p "$run/etc" "$run/mail"
 chmod 755 "$run" "$run/etc"
@@ -31,11 +33,11 @@ cat > "$run/etc/hikyaku.conf" <<CONF
 # (hikyaku.conf(5)).
 queue_directory = $run/spool
 daemon_directory = $bin
-smtpd_listen = 127.0.0.1:2525
+smtpd_listen = $listen
 maillog_file = /dev/stderr
 mail_spool_directory = $run/mail
 alias_file = $run/etc/aliases
 local_host_names_file = $run/etc/local-host-names
 CONF
-echo "hikyaku: listening on 127.0.0.1:2525, mail to $run/mail/USER, log on stderr; Ctrl-C stops" >&2
+echo "hikyaku: listening on $listen, mail to $run/mail/USER, log on stderr; Ctrl-C stops" >&2
 exec "$bin/master" -c "$run/etc/hikyaku.conf"

@@ -28,7 +28,7 @@ extension ConfigParameter {
         ConfigParameter("myhostname", "", .string,
             "The fully qualified name of this host, used in the SMTP greeting, Received: headers and Message-ID. Empty means the system host name."),
         ConfigParameter("myorigin", "$myhostname", .string,
-            "The domain that unqualified sender and recipient addresses are completed with."),
+            "The domain that bare local parts given to smtpd (RCPT TO:<postmaster>) are completed with."),
         ConfigParameter("queue_directory", "/var/spool/hikyaku", .path,
             "The spool: queue directories, service sockets and the chroot of the unprivileged daemons."),
         ConfigParameter("daemon_directory", "/usr/lib/hikyaku", .path,

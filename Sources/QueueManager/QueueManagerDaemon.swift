@@ -285,6 +285,10 @@ public final class QueueManager: @unchecked Sendable {
                 for (index, outcome) in reply.outcomes where job.recipientIndexes.contains(index) {
                     record(message, index, outcome)
                 }
+                // A recipient the agent said nothing about is tried again later.
+                for index in job.recipientIndexes where !reply.outcomes.contains(where: { $0.index == index }) {
+                    record(message, index, .deferred(EnhancedStatusCode(4, 3, 0), "no result from the delivery agent"))
+                }
             } else {
                 for index in job.recipientIndexes {
                     record(message, index, .deferred(EnhancedStatusCode(4, 3, 0), "delivery agent protocol error"))

@@ -29,7 +29,7 @@ import SMTPProtocol
 /// Configuration: `smtpd_banner`, `message_size_limit`,
 /// `smtpd_recipient_limit`, `smtpd_hard_error_limit`, `smtpd_timeout`,
 /// `smtpd_forbid_bare_newline`, `disable_vrfy_command`,
-/// `smtpd_client_lookup_timeout`, `myhostname`.
+/// `smtpd_client_lookup_timeout`, `myhostname`, `myorigin`.
 ///
 /// See also: cleanup(8), aliasd(8), master(8).
 public final class SMTPServerShared: Sendable {
