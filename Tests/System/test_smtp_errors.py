@@ -1,6 +1,7 @@
 """Every kind of bad input gets its exact reply, and none of it gets mail
 through that should not."""
 import os
+import re
 import time
 
 from conftest import HOSTNAME
@@ -193,3 +194,27 @@ def test_postmaster_is_accepted_and_delivered_without_an_alias(make_mta):
         assert s.command("DATA").startswith("354 ")
         assert s.command("Subject: hi\r\n\r\nx\r\n.").startswith("250 ")
     mta.wait_log(r"to=<root@mail\.example\.test>, orig_to=<Postmaster@mail\.example\.test>, relay=local.*status=sent")
+
+
+def test_a_remote_client_is_greeted_at_once_whatever_its_reverse_lookup_does(make_mta):
+    import subprocess
+    address = "10.199.77.1"
+    subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], capture_output=True)
+    try:
+        mta = make_mta("smtpd_client_lookup_timeout = 1s")
+        started = time.time()
+        with session(mta, source=address) as s:
+            greeted = time.time() - started
+            s.ehlo()
+            s.command("MAIL FROM:<a@example.org>")
+            assert s.command("RCPT TO:<x@elsewhere.example>") == "454 4.7.1 <x@elsewhere.example>: Relay access denied"
+            assert s.command("RCPT TO:<hkt-alice@example.test>") == "250 2.1.5 Ok"
+            assert s.command("DATA").startswith("354 ")
+            assert s.command("Subject: remote\r\n\r\nx\r\n.").startswith("250 ")
+        # The greeting never waits for DNS (this machine's resolver can stall 5 s).
+        assert greeted < 0.5, greeted
+        data = mta.wait_mbox("hkt-alice", 1)
+        assert re.search(rb"Received: from client\.example\.org \(\S+ \[10\.199\.77\.1\]\)", data), data
+        mta.wait_log(r"connect from \S+\[10\.199\.77\.1\]")
+    finally:
+        subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True)
