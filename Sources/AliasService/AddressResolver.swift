@@ -23,7 +23,7 @@ public struct AddressResolver: Sendable {
             return AliasProtocol.Resolution(routeClass: .unknownLocal)
         }
         if let domain = address.domain, !isLocal(domain) {
-            return AliasProtocol.Resolution(routeClass: .remote, nexthop: domain.asciiLowercasedString())
+            return AliasProtocol.Resolution(routeClass: .remote, nexthop: domain.asciiLowercased())
         }
         let user = address.localPartKey
         // RFC 5321 section 4.5.1: postmaster is always accepted.
@@ -36,7 +36,7 @@ public struct AddressResolver: Sendable {
     func isLocal(_ domain: String) -> Bool {
         if domains.contains(domain) { return true }
         // Our own address literals: [127.0.0.1] and [IPv6:::1] at least.
-        let lowered = domain.asciiLowercasedString()
+        let lowered = domain.asciiLowercased()
         return lowered == "[127.0.0.1]" || lowered == "[ipv6:::1]"
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MailCore
 import DaemonSkeleton
 import HikyakuConfig
 import HikyakuIPC
@@ -106,7 +107,7 @@ public final class AliasDaemon: @unchecked Sendable {
             guard let name = frame.string(.address) else { return AliasProtocol.errorFrame("expand without name") }
             var targets = resolver.aliases.lookup(name)
             // RFC 5321 requires a postmaster; without an alias it is root.
-            if targets == nil && name.asciiLowercasedString() == "postmaster" && PasswdEntry.lookup(name: "postmaster") == nil {
+            if targets == nil && name.asciiLowercased() == "postmaster" && PasswdEntry.lookup(name: "postmaster") == nil {
                 targets = ["root"]
             }
             return AliasProtocol.Expansion(targets: targets).frame

@@ -1,3 +1,5 @@
+import MailCore
+
 /// A parsed sendmail aliases file (aliases(5)):
 ///
 ///     # comment
@@ -45,7 +47,7 @@ public struct AliasFile: Sendable, Equatable {
                 problems.append(Problem(line: number, reason: "missing colon after the alias name"))
                 continue
             }
-            let rawKey = text[..<colon].trimmingCharacters(" \t")
+            let rawKey = text[..<colon].trimming()
             var key = rawKey
             if key.hasPrefix("\"") && key.hasSuffix("\"") && key.count >= 2 { key = String(key.dropFirst().dropLast()) }
             guard !key.isEmpty else {
@@ -67,7 +69,7 @@ public struct AliasFile: Sendable, Equatable {
                 problems.append(Problem(line: number, reason: "alias '\(key)' has no targets"))
                 continue
             }
-            let lowered = key.asciiLowercasedString()
+            let lowered = key.asciiLowercased()
             if entries[lowered] != nil {
                 problems.append(Problem(line: number, reason: "alias '\(key)' defined twice; the later entry is used"))
             }
@@ -76,7 +78,7 @@ public struct AliasFile: Sendable, Equatable {
     }
 
     public func lookup(_ name: String) -> [String]? {
-        entries[name.asciiLowercasedString()]
+        entries[name.asciiLowercased()]
     }
 
     struct Reason: Error { let text: String }
@@ -122,24 +124,11 @@ public struct AliasFile: Sendable, Equatable {
         guard !inQuotes else { throw Reason(text: "unbalanced quote") }
         targets.append(current)
         return targets.compactMap { raw in
-            var t = raw.trimmingCharacters(" \t")
+            var t = raw.trimming()
             if t.hasPrefix("\"") && t.hasSuffix("\"") && t.count >= 2 {
                 t = String(t.dropFirst().dropLast())
             }
             return t.isEmpty ? nil : t
         }
-    }
-}
-
-extension StringProtocol {
-    func trimmingCharacters(_ set: String) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
-    }
-
-    func asciiLowercasedString() -> String {
-        String(decoding: utf8.map { ($0 >= 0x41 && $0 <= 0x5a) ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 }

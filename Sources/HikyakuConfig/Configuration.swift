@@ -1,3 +1,5 @@
+import MailCore
+
 /// A configuration error that names the file, the line and the key.
 public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     public var file: String
@@ -42,7 +44,7 @@ public struct Configuration: Sendable {
 
         func finish() {
             if let current {
-                values[current.key] = (current.value.trimmedWhitespace(), current.line)
+                values[current.key] = (current.value.trimming(), current.line)
                 if ConfigParameter.byName[current.key] == nil { unknown.append((current.key, current.line)) }
             }
             current = nil
@@ -52,7 +54,7 @@ public struct Configuration: Sendable {
         for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
             lineNumber += 1
             let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
-            let trimmed = line.trimmedWhitespace()
+            let trimmed = line.trimming()
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             if line.first == " " || line.first == "\t" {
                 guard current != nil else {
@@ -67,7 +69,7 @@ public struct Configuration: Sendable {
                 throw ConfigError(file: path, line: lineNumber, key: nil,
                                   reason: "missing '=' after parameter name")
             }
-            let key = line[..<equals].trimmedWhitespace()
+            let key = line[..<equals].trimming()
             guard !key.isEmpty, key.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }) else {
                 throw ConfigError(file: path, line: lineNumber, key: key.isEmpty ? nil : key,
                                   reason: "parameter names are lower-case letters, digits and underscores")
@@ -209,14 +211,5 @@ public struct Configuration: Sendable {
     /// Every known key with its effective value, for `hikyaku config show`.
     public var effectiveValues: [(key: String, value: String)] {
         ConfigParameter.all.map { ($0.name, string($0.name)) }
-    }
-}
-
-extension StringProtocol {
-    func trimmedWhitespace() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return String(s)
     }
 }

@@ -64,7 +64,7 @@ public struct AliasExpander {
             return
         }
         for raw in targets {
-            let target = raw.trimmingCharacters(in: " \t")
+            let target = raw.trimming(" \t")
             if target.hasPrefix("\\") {
                 append(.user(String(target.dropFirst()).asciiLowercased()), to: &results, seen: &seen)
             } else if target.hasPrefix("|") {
@@ -72,7 +72,7 @@ public struct AliasExpander {
             } else if target.hasPrefix("/") {
                 append(.file(target), to: &results, seen: &seen)
             } else if target.lowercased().hasPrefix(":include:") {
-                append(.include(String(target.dropFirst(9)).trimmingCharacters(in: " \t")), to: &results, seen: &seen)
+                append(.include(String(target.dropFirst(9)).trimming(" \t")), to: &results, seen: &seen)
             } else {
                 var address = target
                 if address.hasPrefix("<") && address.hasSuffix(">") { address = String(address.dropFirst().dropLast()) }

@@ -59,20 +59,11 @@ public enum MailboxFormat {
             if let name = HeaderField.name(of: line), name.asciiLowercased() == "delivered-to",
                let colon = line.firstIndex(of: UInt8(ascii: ":")) {
                 let value = String(decoding: content[(colon + 1)..<j], as: UTF8.self)
-                    .trimmingCharacters(in: " \t").asciiLowercased()
+                    .trimming(" \t").asciiLowercased()
                 if value == wanted { return true }
             }
             i = j + 1
         }
         return false
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
     }
 }

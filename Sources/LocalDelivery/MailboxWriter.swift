@@ -118,7 +118,7 @@ public final class MailboxWriter {
     /// The pid written in a lock file, if it holds one.
     static func lockHolder(_ path: String) -> pid_t? {
         guard let bytes = try? FileIO.readFile(path, limit: 64) else { return nil }
-        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \n\t\0")
+        let text = String(decoding: bytes, as: UTF8.self).trimming(" \n\t\0")
         guard let pid = pid_t(text), pid > 1 else { return nil }
         return pid
     }

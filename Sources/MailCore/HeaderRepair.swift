@@ -94,7 +94,7 @@ public struct HeaderRepair: Sendable {
         }
         if HeaderField.isContinuation(line), currentName != nil {
             if currentName == "message-id" && messageID == "" {
-                messageID = String(decoding: line, as: UTF8.self).trimmingWhitespace()
+                messageID = String(decoding: line, as: UTF8.self).trimming()
             }
             output += line
             output.append(10)
@@ -112,7 +112,7 @@ public struct HeaderRepair: Sendable {
         case "message-id":
             sawMessageID = true
             if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
-                messageID = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingWhitespace()
+                messageID = String(decoding: line[(colon + 1)...], as: UTF8.self).trimming()
             }
         case "date": sawDate = true
         case "from": sawFrom = true
@@ -139,14 +139,5 @@ public struct HeaderRepair: Sendable {
         if insertBlank {
             output.append(10)
         }
-    }
-}
-
-extension String {
-    func trimmingWhitespace() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return String(s)
     }
 }

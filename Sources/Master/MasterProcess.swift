@@ -131,7 +131,7 @@ public final class MasterProcess {
         let path = spool.masterPIDFile
         let fd = try ProcessSpawner.moveAbove(try FileIO.open(path, O_RDWR | O_CREAT, mode: 0o644))
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let other = (try? FileIO.readAll(fd)).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: " \n") } ?? "?"
+            let other = (try? FileIO.readAll(fd)).map { String(decoding: $0, as: UTF8.self).trimming(" \n") } ?? "?"
             throw SystemError(errno: EEXIST, operation: "the hikyaku master is already running (pid \(other)); lock", path: path)
         }
         _ = ftruncate(fd, 0)
@@ -420,14 +420,5 @@ enum FileHandleStderr {
     static func write(_ text: String) {
         let bytes = Array(text.utf8)
         _ = bytes.withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress!, $0.count) }
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
     }
 }
