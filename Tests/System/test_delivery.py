@@ -308,3 +308,17 @@ def test_dovecot_reads_the_maildir(make_mta):
     assert len(texts) == 1, out
     assert b"Subject: greetings" in texts[0]
     assert b"Delivered-To: hkt-carol@example.test" in texts[0]
+
+
+def test_missing_message_id_and_date_are_added(mta):
+    with mta.smtp() as client:
+        client.sendmail("sender@example.org", ["hkt-bob@example.test"], "Subject: bare\r\n\r\nno id, no date\r\n")
+    data = mta.wait_mbox("hkt-bob", 1)
+    headers = data.split(b"\n\n", 1)[0]
+    match = re.search(rb"\nMessage-ID: <(\d{14})\.(\w+)@" + re.escape(HOSTNAME.encode()) + rb">\n", headers)
+    assert match, headers
+    assert re.search(rb"\nDate: " + RFCDATE + rb"\n", headers), headers
+    # Added at the end of the header section, after the client's own headers.
+    assert headers.index(b"Subject: bare") < headers.index(b"Message-ID:") < headers.index(b"\nDate:")
+    assert b"\nFrom:" not in headers  # mail from the network gets no From: added
+    mta.wait_log(rf"{match.group(2).decode()}: message-id=<{match.group(1).decode()}\.{match.group(2).decode()}@")
