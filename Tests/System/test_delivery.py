@@ -314,7 +314,7 @@ def test_missing_message_id_and_date_are_added(mta):
     with mta.smtp() as client:
         client.sendmail("sender@example.org", ["hkt-bob@example.test"], "Subject: bare\r\n\r\nno id, no date\r\n")
     data = mta.wait_mbox("hkt-bob", 1)
-    headers = data.split(b"\n\n", 1)[0]
+    headers = data.split(b"\n\n", 1)[0] + b"\n"
     match = re.search(rb"\nMessage-ID: <(\d{14})\.(\w+)@" + re.escape(HOSTNAME.encode()) + rb">\n", headers)
     assert match, headers
     assert re.search(rb"\nDate: " + RFCDATE + rb"\n", headers), headers
