@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "local", targets: ["local"]),
         .executable(name: "aliasd", targets: ["aliasd"]),
         .executable(name: "hikyaku", targets: ["hikyaku"]),
+        .executable(name: "makemap", targets: ["makemap"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -38,10 +39,15 @@ let package = Package(
         .target(name: "QueueFormat", dependencies: ["MailCore"]),
         .target(name: "HikyakuConfig", dependencies: ["MailCore"]),
         .target(name: "HikyakuIPC", dependencies: ["MailCore"]),
+        .target(name: "SendmailRules", dependencies: ["MailCore"]),
 
         // The systems layer: the one file that changes privilege, spawning,
         // durable writes, blocking sockets, users, logging.
         .target(name: "HikyakuSystem", dependencies: ["CShims", "MailCore", "HikyakuConfig", "HikyakuIPC", system, logging]),
+
+        // Berkeley DB maps (sendmail's hash and btree files) and map loading.
+        .systemLibrary(name: "CBerkeleyDB", providers: [.apt(["libdb5.3-dev"])]),
+        .target(name: "MapStore", dependencies: ["CBerkeleyDB", "SendmailRules", "HikyakuSystem", "HikyakuConfig"]),
 
         // The daemon skeleton every program runs under.
         .target(name: "DaemonSkeleton", dependencies: ["HikyakuSystem", "HikyakuConfig", "HikyakuIPC"] + nio),
@@ -51,7 +57,7 @@ let package = Package(
         .target(name: "Cleanup", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
         .target(name: "QueueManager", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
         .target(name: "LocalDelivery", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "CShims"]),
-        .target(name: "AliasService", dependencies: ["HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
+        .target(name: "AliasService", dependencies: ["HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "SendmailRules", "MapStore"] + nio),
         .target(name: "Master", dependencies: ["HikyakuSystem", "HikyakuConfig", "MailCore", "CShims"]),
 
         // Thin executables.
@@ -66,6 +72,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "hikyaku", dependencies: ["Administration"]),
+        .executableTarget(name: "makemap", dependencies: ["MapStore", "HikyakuSystem"]),
 
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),
@@ -74,6 +81,7 @@ let package = Package(
         .testTarget(name: "HikyakuIPCTests", dependencies: ["HikyakuIPC"]),
         .testTarget(name: "HikyakuSystemTests", dependencies: ["HikyakuSystem"]),
         .testTarget(name: "LocalDeliveryTests", dependencies: ["LocalDelivery"]),
-        .testTarget(name: "AliasServiceTests", dependencies: ["AliasService"]),
+        .testTarget(name: "AliasServiceTests", dependencies: ["AliasService", "SendmailRules", "HikyakuIPC", "MailCore"]),
+        .testTarget(name: "SendmailRulesTests", dependencies: ["SendmailRules"]),
     ]
 )

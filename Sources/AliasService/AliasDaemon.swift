@@ -1,22 +1,29 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import MailCore
 import DaemonSkeleton
 import HikyakuConfig
 import HikyakuIPC
 import HikyakuSystem
 import Logging
+import MailCore
+import MapStore
 import NIOCore
 import NIOPosix
+import SendmailRules
 
 /// aliasd - the map server
 ///
-/// Description: the one program that reads maps. It answers, over
-/// `private/aliasd`, whether an address is local and known (`resolve`) and
-/// what a local alias expands to (`expand`, one level). It re-reads a source
-/// file when it changes (checked at most once a second), so edits take effect
-/// without a restart; a bad line is logged with file and line and skipped.
+/// Description: the one program that reads maps: the aliases, sendmail's
+/// access, virtusertable, mailertable and domaintable maps (text, or the
+/// compiled `.db` beside each while it is newer), local-host-names and
+/// relay-domains. Over `private/aliasd` it answers where a recipient goes
+/// (`resolve`), whether smtpd may accept it (`checkRecipient`, with
+/// sendmail's access rules) and what a local alias expands to (`expand`, one
+/// level). When a source or compiled file changes (checked at most once a
+/// second) it reads everything again, between two requests, so no request
+/// is lost or answered from half a map; a bad line is logged with file and
+/// line and skipped.
 ///
 /// Clients: smtpd (recipient checks), qmgr (routing), local (expansion).
 ///
@@ -24,18 +31,17 @@ import NIOPosix
 /// only reads. It trusts the map files (root's) and nothing its clients send:
 /// every request is a bounded frame, every address parsed.
 ///
-/// Configuration: `alias_file`, `local_host_names_file`, `myhostname`.
+/// Configuration: `alias_file`, `local_host_names_file`, `relay_domains_file`,
+/// `access_map`, `virtusertable_map`, `mailertable_map`, `domaintable_map`,
+/// `virtuser_domains`, `smtpd_delay_checks`, `myhostname`.
 ///
-/// See also: local(8), smtpd(8), aliases(5).
+/// See also: local(8), smtpd(8), aliases(5), makemap(8).
 public final class AliasDaemon: @unchecked Sendable {
     // Everything below is touched only on the single event loop.
     let configuration: Configuration
     let logger: Logger
-    let aliasPath: String
-    let localHostNamesPath: String
-    var resolver: AddressResolver
-    var aliasStamp: FileStamp?
-    var domainsStamp: FileStamp?
+    var decisions: RecipientDecisions
+    var stamps: [String: FileStamp?] = [:]
     var lastCheck = 0.0
 
     struct FileStamp: Equatable {
@@ -56,44 +62,48 @@ public final class AliasDaemon: @unchecked Sendable {
     public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        aliasPath = configuration.string("alias_file")
-        localHostNamesPath = configuration.string("local_host_names_file")
-        resolver = AddressResolver(domains: LocalDomains(hostname: configuration.string("myhostname"), fileText: nil),
-                                   aliases: AliasFile(),
-                                   userExists: { PasswdEntry.lookup(name: $0) != nil })
+        decisions = RecipientDecisions(tables: RoutingTables(localDomains: []), aliases: AliasFile(),
+                                       delayChecks: configuration.boolean("smtpd_delay_checks"),
+                                       userExists: { PasswdEntry.lookup(name: $0) != nil })
         reloadIfChanged(force: true)
     }
 
-    /// Re-reads a file whose inode, size or mtime changed.
+    /// Reads every map again when any source or compiled file changed.
     func reloadIfChanged(force: Bool = false) {
         let now = WallClock.monotonic()
         guard force || now - lastCheck >= 1 else { return }
         lastCheck = now
+        var fresh: [String: FileStamp?] = [:]
+        for path in MapLoader.sourceFiles(configuration) { fresh[path] = FileStamp(path: path) }
+        guard force || fresh != stamps else { return }
+        stamps = fresh
+        let logger = self.logger
+        decisions.tables = MapLoader.routingTables(configuration) { logger.warning("\($0)") }
+        decisions.aliases = loadAliases()
+        if !force { logger.info("maps changed; reloaded") }
+    }
 
-        let newAliasStamp = FileStamp(path: aliasPath)
-        if force || newAliasStamp != aliasStamp {
-            aliasStamp = newAliasStamp
-            if newAliasStamp == nil {
-                if !force { logger.warning("\(aliasPath): cannot open; using no aliases") }
-                resolver.aliases = AliasFile()
-            } else {
-                do {
-                    let text = String(decoding: try FileIO.readFile(aliasPath, limit: 64 << 20), as: UTF8.self)
-                    let file = AliasFile(text: text)
-                    for problem in file.problems { logger.warning("\(aliasPath), \(problem)") }
-                    resolver.aliases = file
-                    logger.info("\(aliasPath): \(file.entries.count) aliases loaded")
-                } catch {
-                    logger.warning("\(error); keeping the previous aliases")
-                }
-            }
+    func loadAliases() -> AliasFile {
+        let path = configuration.string("alias_file")
+        let table = MapLoader.load(name: "aliases", sourcePath: path) { _ in }
+        if table.path.hasSuffix(".db") {
+            let file = AliasFile(databaseEntries: table.entries.map { ($0.key, $0.value.value) })
+            logger.info("\(table.path): \(file.entries.count) aliases loaded")
+            return file
         }
-        let newDomainsStamp = FileStamp(path: localHostNamesPath)
-        if force || newDomainsStamp != domainsStamp {
-            domainsStamp = newDomainsStamp
-            let text = try? FileIO.readFile(localHostNamesPath, limit: 16 << 20)
-            resolver.domains = LocalDomains(hostname: configuration.string("myhostname"),
-                                            fileText: text.map { String(decoding: $0, as: UTF8.self) })
+        guard FileIO.stat(path) != nil else {
+            logger.warning("\(path): cannot open; using no aliases")
+            return AliasFile()
+        }
+        do {
+            let text = String(decoding: try FileIO.readFile(path, limit: 64 << 20), as: UTF8.self)
+            let file = AliasFile(text: text)
+            for problem in file.problems { logger.warning("\(path): \(problem)") }
+            logger.info("\(path): \(file.entries.count) aliases loaded")
+            return file
+        } catch {
+            logger.warning("\(error); keeping the previous aliases")
+            return decisions.aliases
         }
     }
 
@@ -102,15 +112,17 @@ public final class AliasDaemon: @unchecked Sendable {
         switch frame.type {
         case .aliasResolve:
             guard let address = frame.string(.address) else { return AliasProtocol.errorFrame("resolve without address") }
-            return resolver.resolve(address).frame
+            return decisions.resolve(address).0.frame
         case .aliasExpand:
             guard let name = frame.string(.address) else { return AliasProtocol.errorFrame("expand without name") }
-            var targets = resolver.aliases.lookup(name)
-            // RFC 5321 requires a postmaster; without an alias it is root.
-            if targets == nil && name.asciiLowercased() == "postmaster" && PasswdEntry.lookup(name: "postmaster") == nil {
-                targets = ["root"]
+            return AliasProtocol.Expansion(targets: decisions.expand(name)).frame
+        case .aliasCheckRecipient:
+            guard let request = try? AliasProtocol.RecipientCheck(frame: frame) else {
+                return AliasProtocol.errorFrame("bad recipient check")
             }
-            return AliasProtocol.Expansion(targets: targets).frame
+            let (verdict, steps) = decisions.check(request)
+            for step in steps { logger.debug("check \(request.recipient): \(step)") }
+            return verdict.frame(explanation: steps)
         default:
             return AliasProtocol.errorFrame("unexpected request \(frame.type.rawValue)")
         }

@@ -15,6 +15,7 @@ public struct AliasFile: Sendable, Equatable {
     public struct Problem: Sendable, Equatable, CustomStringConvertible {
         public var line: Int
         public var reason: String
+        public var isWarning = false
         public var description: String { "line \(line): \(reason)" }
     }
 
@@ -22,6 +23,19 @@ public struct AliasFile: Sendable, Equatable {
     public private(set) var problems: [Problem] = []
 
     public init() {}
+
+    /// Aliases read from a compiled aliases.db: each value is the
+    /// right-hand side as written, split the same way as the text file.
+    public init(databaseEntries: [(key: String, value: String)]) {
+        for (key, value) in databaseEntries where key != "@" {
+            if let targets = try? Self.splitTargets(Substring(value)), !targets.isEmpty {
+                entries[key.asciiLowercased()] = targets
+            }
+        }
+    }
+
+    /// Warnings (a name defined twice) do not make a file unusable; errors do.
+    public var errors: [Problem] { problems.filter { !$0.isWarning } }
 
     public init(text: String) {
         var logical: [(line: Int, text: String)] = []
@@ -71,7 +85,7 @@ public struct AliasFile: Sendable, Equatable {
             }
             let lowered = key.asciiLowercased()
             if entries[lowered] != nil {
-                problems.append(Problem(line: number, reason: "alias '\(key)' defined twice; the later entry is used"))
+                problems.append(Problem(line: number, reason: "alias '\(key)' defined twice; the later entry is used", isWarning: true))
             }
             entries[lowered] = targets
         }

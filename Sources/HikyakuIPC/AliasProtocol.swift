@@ -1,30 +1,49 @@
+import MailCore
+
 /// Messages to aliasd (private/aliasd), the one reader of maps.
 ///
-/// `resolve` classifies a recipient address: which transport it goes to, and,
-/// for local addresses, whether the user exists. `expand` returns one level
-/// of an alias (local does the recursion, so that later each level can be
-/// handled with its own owner's privileges).
+/// - `resolve`: where a recipient goes (sendmail's ruleset 0: domaintable,
+///   local domains, virtusertable, mailertable), and for local recipients
+///   whether the user or alias exists.
+/// - `checkRecipient`: smtpd's RCPT decision with sendmail's access rules
+///   (client, sender and recipient), then the same resolution.
+/// - `expand`: one level of an alias (local does the recursion, so each
+///   level can be handled with its own owner's privileges).
 public enum AliasProtocol {
     public enum RouteClass: String, Sendable {
-        /// A local domain and a user or alias that exists.
+        /// Delivered here: a user or alias that exists.
         case local
-        /// A local domain, but no such user or alias.
+        /// Addressed to a local domain, but no such user or alias.
         case unknownLocal = "unknown_local"
-        /// Not a local domain.
+        /// Delivered elsewhere, by `mailer` to `nexthop`.
         case remote
+        /// An `error:` result of virtusertable or mailertable, or bad syntax.
+        case error
     }
 
     public struct Resolution: Equatable, Sendable {
         public var routeClass: RouteClass
-        /// For local addresses: the local part as looked up (lower case).
+        /// For local recipients: the user (or alias) to deliver to.
         public var localUser: String
-        /// For remote addresses: the domain to deliver to.
+        /// For remote recipients: the host (or domain) to deliver to.
         public var nexthop: String
+        /// sendmail's mailer name: local, esmtp, smtp, relay, *error*.
+        public var mailer: String
+        /// The address the mailer gets.
+        public var user: String
+        /// For errors: the enhanced status and the text.
+        public var status: String
+        public var text: String
 
-        public init(routeClass: RouteClass, localUser: String = "", nexthop: String = "") {
+        public init(routeClass: RouteClass, localUser: String = "", nexthop: String = "", mailer: String = "",
+                    user: String = "", status: String = "", text: String = "") {
             self.routeClass = routeClass
             self.localUser = localUser
             self.nexthop = nexthop
+            self.mailer = mailer
+            self.user = user
+            self.status = status
+            self.text = text
         }
 
         public var frame: IPCFrame {
@@ -32,6 +51,10 @@ public enum AliasProtocol {
             f.add(.routeClass, routeClass.rawValue)
             f.add(.localUser, localUser)
             f.add(.nexthop, nexthop)
+            f.add(.mailer, mailer)
+            f.add(.address, user)
+            f.add(.enhancedStatus, status)
+            f.add(.text, text)
             return f
         }
 
@@ -43,6 +66,10 @@ public enum AliasProtocol {
             self.routeClass = routeClass
             localUser = frame.string(.localUser) ?? ""
             nexthop = frame.string(.nexthop) ?? ""
+            mailer = frame.string(.mailer) ?? ""
+            user = frame.string(.address) ?? ""
+            status = frame.string(.enhancedStatus) ?? ""
+            text = frame.string(.text) ?? ""
         }
     }
 
@@ -76,6 +103,78 @@ public enum AliasProtocol {
         public init(frame: IPCFrame) throws(IPCError) {
             guard frame.type == .aliasExpandReply else { throw .unexpectedMessage(frame.type.rawValue) }
             targets = (frame.bool(.found) ?? false) ? frame.strings(.target) : nil
+        }
+    }
+
+    /// smtpd's question for one RCPT.
+    public struct RecipientCheck: Equatable, Sendable {
+        public var clientAddress: String
+        public var clientName: String
+        /// OK, FAIL, FORGED or TEMP, as sendmail's `${client_resolve}`.
+        public var clientResolve: String
+        /// The MAIL FROM address, without brackets; empty for `<>`.
+        public var sender: String
+        public var recipient: String
+
+        public init(clientAddress: String, clientName: String, clientResolve: String, sender: String, recipient: String) {
+            self.clientAddress = clientAddress
+            self.clientName = clientName
+            self.clientResolve = clientResolve
+            self.sender = sender
+            self.recipient = recipient
+        }
+
+        public var frame: IPCFrame {
+            var f = IPCFrame(.aliasCheckRecipient)
+            f.add(.clientAddress, clientAddress)
+            f.add(.clientName, clientName)
+            f.add(.clientResolve, clientResolve)
+            f.add(.sender, sender)
+            f.add(.recipient, recipient)
+            return f
+        }
+
+        public init(frame: IPCFrame) throws(IPCError) {
+            guard frame.type == .aliasCheckRecipient else { throw .unexpectedMessage(frame.type.rawValue) }
+            clientAddress = try frame.require(.clientAddress)
+            clientName = frame.string(.clientName) ?? ""
+            clientResolve = frame.string(.clientResolve) ?? "OK"
+            sender = frame.string(.sender) ?? ""
+            recipient = try frame.require(.recipient)
+        }
+    }
+
+    /// aliasd's answer: accept, refuse with a reply, or accept and discard.
+    public enum RecipientVerdict: Equatable, Sendable {
+        case accept
+        case reject(SMTPReply)
+        case discard
+
+        public func frame(explanation: [String] = []) -> IPCFrame {
+            var f = IPCFrame(.aliasCheckRecipientReply)
+            switch self {
+            case .accept: f.add(.verdict, "accept")
+            case .discard: f.add(.verdict, "discard")
+            case .reject(let reply):
+                f.add(.verdict, "reject")
+                f.add(.replyCode, reply.code)
+                if let enhanced = reply.enhanced { f.add(.enhancedStatus, enhanced.description) }
+                f.add(.text, reply.lines.joined(separator: " "))
+            }
+            for line in explanation { f.add(.target, line) }
+            return f
+        }
+
+        public init(frame: IPCFrame) throws(IPCError) {
+            guard frame.type == .aliasCheckRecipientReply else { throw .unexpectedMessage(frame.type.rawValue) }
+            switch try frame.require(.verdict) {
+            case "accept": self = .accept
+            case "discard": self = .discard
+            default:
+                let code = try frame.requireInt(.replyCode)
+                let enhanced = frame.string(.enhancedStatus).flatMap { EnhancedStatusCode(parsing: $0) }
+                self = .reject(SMTPReply(code, enhanced, frame.string(.text) ?? ""))
+            }
         }
     }
 

@@ -20,6 +20,8 @@ public enum IPCMessageType: UInt16, Sendable {
     case aliasResolveReply = 0x0402
     case aliasExpand = 0x0403
     case aliasExpandReply = 0x0404
+    case aliasCheckRecipient = 0x0405
+    case aliasCheckRecipientReply = 0x0406
 
     // any service
     case error = 0xFF01
@@ -61,4 +63,8 @@ public enum IPCKey: UInt16, Sendable {
     case activatedAt = 31
     /// Microseconds since the epoch when qmgr handed the delivery to the agent.
     case dispatchedAt = 32
+    case clientResolve = 34
+    case verdict = 35
+    case mailer = 36
+    case statusWord = 37
 }

@@ -8,11 +8,15 @@ public enum LocalProtocol {
         public var index: Int
         public var address: String
         public var originalRecipient: String
+        /// The local user or alias the address resolved to (virtusertable
+        /// and mailertable's `local:` may name another than the local part).
+        public var localUser: String
 
-        public init(index: Int, address: String, originalRecipient: String) {
+        public init(index: Int, address: String, originalRecipient: String, localUser: String = "") {
             self.index = index
             self.address = address
             self.originalRecipient = originalRecipient
+            self.localUser = localUser
         }
     }
 
@@ -56,6 +60,7 @@ public enum LocalProtocol {
                 f.add(.recipientIndex, r.index)
                 f.add(.recipient, r.address)
                 f.add(.originalRecipient, r.originalRecipient)
+                f.add(.localUser, r.localUser)
             }
             return f
         }
@@ -76,10 +81,14 @@ public enum LocalProtocol {
             let indexes = frame.ints(.recipientIndex)
             let addresses = frame.strings(.recipient)
             let originals = frame.strings(.originalRecipient)
-            guard indexes.count == addresses.count, originals.count == addresses.count, !addresses.isEmpty else {
+            let users = frame.strings(.localUser)
+            guard indexes.count == addresses.count, originals.count == addresses.count, users.count == addresses.count,
+                  !addresses.isEmpty else {
                 throw .missingAttribute(key: IPCKey.recipient.rawValue, type: frame.type.rawValue)
             }
-            recipients = (0..<addresses.count).map { Recipient(index: indexes[$0], address: addresses[$0], originalRecipient: originals[$0]) }
+            recipients = (0..<addresses.count).map {
+                Recipient(index: indexes[$0], address: addresses[$0], originalRecipient: originals[$0], localUser: users[$0])
+            }
         }
     }
 

@@ -53,14 +53,23 @@ public struct AliasExpander {
 
     func expand(_ name: String, depth: Int, chain: [String], into results: inout [Target], seen: inout Set<Target>) throws(ExpansionError) {
         guard depth <= Self.maximumDepth else { throw .loop(chain.joined(separator: " -> ")) }
-        let targets: [String]?
+        var targets: [String]?
+        // user+detail: the alias user+detail, then user+*, then user; the
+        // mailbox is user's.
+        var mailbox = name
         do {
             targets = try lookup(name)
+            if targets == nil, !name.hasPrefix("\""), let plus = name.firstIndex(of: "+"), plus != name.startIndex {
+                let user = String(name[..<plus])
+                mailbox = user
+                targets = try lookup(user + "+*")
+                if targets == nil { targets = try lookup(user) }
+            }
         } catch {
             throw .lookupFailed("\(error)")
         }
         guard let targets else {
-            append(.user(name), to: &results, seen: &seen)
+            append(.user(mailbox), to: &results, seen: &seen)
             return
         }
         for raw in targets {

@@ -165,9 +165,12 @@ public final class LocalDeliveryAgent {
             return outcome
         }
         let expander = AliasExpander(lookup: { try self.lookupAlias($0) }, isLocalDomain: { self.isLocalDomain($0) })
+        // qmgr passes what the address resolved to (virtusertable may name
+        // another user); without it, the local part.
+        let name = recipient.localUser.isEmpty ? address.localPartKey : recipient.localUser.asciiLowercased()
         let targets: [AliasExpander.Target]
         do {
-            targets = try expander.expand(address.localPartKey)
+            targets = try expander.expand(name)
         } catch {
             let outcome: DeliveryOutcome
             switch error {
@@ -179,7 +182,7 @@ public final class LocalDeliveryAgent {
             log(request, to: recipient.address, original: "", outcome)
             return outcome
         }
-        let isAlias = targets != [.user(address.localPartKey)]
+        let isAlias = targets != [.user(name)]
         var delivered = 0
         var firstDeferred: DeliveryOutcome? = nil
         var firstBounced: DeliveryOutcome? = nil

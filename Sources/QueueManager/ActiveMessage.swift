@@ -21,6 +21,8 @@ final class ActiveMessage {
     var bounced: [Int: DeliveryOutcome] = [:]
     /// Local recipients grouped by user while they are being resolved.
     var localGroups: [String: [Int]] = [:]
+    /// The local user each local recipient resolved to.
+    var localUsers: [Int: String] = [:]
 
     init(id: QueueID, envelope: QueueEnvelope, activatedAt: Int) {
         self.id = id

@@ -213,9 +213,16 @@ public final class QueueManager: @unchecked Sendable {
                         switch resolution.routeClass {
                         case .local:
                             message.localGroups[resolution.localUser, default: []].append(index)
+                            message.localUsers[index] = resolution.localUser
                         case .unknownLocal:
                             message.bounced[index] = .bounced(EnhancedStatusCode(5, 1, 1), "unknown user: \"\(resolution.localUser)\"")
                             self.logResult(message, index, relay: "local", outcome: message.bounced[index]!)
+                        case .error:
+                            let status = EnhancedStatusCode(parsing: resolution.status) ?? EnhancedStatusCode(5, 0, 0)
+                            let outcome: DeliveryOutcome = status.isTransient
+                                ? .deferred(status, resolution.text) : .bounced(status, resolution.text)
+                            if status.isTransient { message.deferred[index] = outcome } else { message.bounced[index] = outcome }
+                            self.logResult(message, index, relay: "none", outcome: outcome)
                         case .remote:
                             let outcome = DeliveryOutcome.deferred(EnhancedStatusCode(4, 3, 2),
                                 "delivery to remote domains is not available yet; the message waits in the queue")
@@ -262,7 +269,8 @@ public final class QueueManager: @unchecked Sendable {
             contentOffset: envelope.contentOffset, contentLength: envelope.contentLength,
             recipients: job.recipientIndexes.map {
                 LocalProtocol.Recipient(index: $0, address: envelope.recipients[$0].address,
-                                        originalRecipient: envelope.recipients[$0].originalRecipient)
+                                        originalRecipient: envelope.recipients[$0].originalRecipient,
+                                        localUser: job.message.localUsers[$0] ?? "")
             },
             arrivalMicroseconds: envelope.arrivalSeconds * 1_000_000 + envelope.arrivalMicroseconds,
             activatedAt: job.message.activatedAt, dispatchedAt: seconds * 1_000_000 + micros)

@@ -43,11 +43,15 @@ public struct SMTPServerStateMachine: Sendable {
         public var declaredSize: Int?
         public var bodyType: BodyType?
         public var recipients: [MailAddress] = []
+        /// Recipients accepted but to be thrown away (access map DISCARD).
+        public var discardedRecipients = 0
     }
 
     public enum RecipientVerdict: Equatable, Sendable {
         case accept
         case reject(SMTPReply)
+        /// Answer 250, then drop the message for this recipient.
+        case discard
     }
 
     /// How the DATA section ended.
@@ -58,6 +62,8 @@ public struct SMTPServerStateMachine: Sendable {
 
     public enum CommitResult: Equatable, Sendable {
         case queued(QueueID)
+        /// Every recipient was discarded: nothing was queued.
+        case discarded
         case failed(SMTPReply)
     }
 
@@ -206,7 +212,7 @@ public struct SMTPServerStateMachine: Sendable {
             guard let envelope else {
                 return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: need RCPT command"))
             }
-            guard !envelope.recipients.isEmpty else {
+            guard !envelope.recipients.isEmpty || envelope.discardedRecipients > 0 else {
                 return error(SMTPReply(554, EnhancedStatusCode(5, 5, 1), "Error: no valid recipients"))
             }
             state = .opening
@@ -256,6 +262,9 @@ public struct SMTPServerStateMachine: Sendable {
         case .accept:
             envelope!.recipients.append(recipient)
             return .send([SMTPReply(250, EnhancedStatusCode(2, 1, 5), "Ok")], close: false)
+        case .discard:
+            envelope!.discardedRecipients += 1
+            return .send([SMTPReply(250, EnhancedStatusCode(2, 1, 5), "Ok")], close: false)
         case .reject(let reply):
             return error(reply)
         }
@@ -302,6 +311,8 @@ public struct SMTPServerStateMachine: Sendable {
         switch result {
         case .queued(let id):
             return .send([SMTPReply(250, EnhancedStatusCode(2, 0, 0), "Ok: queued as \(id)")], close: false)
+        case .discarded:
+            return .send([SMTPReply(250, EnhancedStatusCode(2, 0, 0), "Ok: discarded")], close: false)
         case .failed(let reply):
             return error(reply)
         }

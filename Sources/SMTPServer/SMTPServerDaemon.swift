@@ -38,7 +38,6 @@ public final class SMTPServerShared: Sendable {
     /// Bare local parts (`RCPT TO:<postmaster>`) are completed with this.
     let origin: String
     let logger: Logger
-    let policy = RecipientPolicy()
     let idleTimeout: TimeAmount
     let lookupTimeout: TimeAmount
     let bareLineEndingPolicy: DataFramer.BareLineEndingPolicy
@@ -108,7 +107,7 @@ public enum SMTPServerDaemon {
     public static func main() -> Never {
         DaemonSkeleton.main(program: "smtpd", privilege: .mailOwner(chroot: true)) { context in
             // Resolver configuration is read before the chroot hides /etc.
-            _ = ClientIdentity.reverseName("127.0.0.1")
+            _ = ClientIdentity.reverse("127.0.0.1")
         } serve: { context, _ in
             try serve(context)
         }

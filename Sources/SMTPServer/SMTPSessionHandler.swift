@@ -259,36 +259,62 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func verify(_ recipient: MailAddress) {
         waiting = true
         let qualified = recipient.qualified(with: server.origin)
-        server.aliasClient(for: context.eventLoop)
-            .request(AliasProtocol.resolveRequest(qualified.description))
-            .assumeIsolated()
-            .whenComplete { result in
-                self.resume {
-                    let verdict: SMTPServerStateMachine.RecipientVerdict
-                    switch result {
-                    case .success(let frame):
-                        if let resolution = try? AliasProtocol.Resolution(frame: frame) {
-                            verdict = self.server.policy.verdict(for: qualified, resolution: resolution,
-                                                                 clientAddress: self.identity.address)
-                        } else {
-                            verdict = self.server.policy.lookupFailure(qualified)
-                        }
-                    case .failure(let error):
-                        self.logger.warning("aliasd lookup failed: \(error)")
-                        verdict = self.server.policy.lookupFailure(qualified)
+        let eventLoop = context.eventLoop
+        // sendmail's checks need the client's name and how it resolved; the
+        // lookup started with the session and is bounded by its timeout.
+        let lookup = identity.lookUp(pool: server.lookupPool, on: eventLoop, timeout: server.lookupTimeout)
+        lookup.assumeIsolated().whenComplete { _ in
+            let check = AliasProtocol.RecipientCheck(
+                clientAddress: self.identity.policyAddress, clientName: self.identity.name,
+                clientResolve: self.identity.resolve.rawValue,
+                sender: self.senderText(self.machine.currentEnvelope), recipient: qualified.description)
+            self.server.aliasClient(for: eventLoop).request(check.frame).assumeIsolated().whenComplete { result in
+                self.verified(qualified, result)
+            }
+        }
+    }
+
+    func verified(_ qualified: MailAddress, _ result: Result<IPCFrame, Error>) {
+            self.resume {
+                let verdict: SMTPServerStateMachine.RecipientVerdict
+                switch result {
+                case .success(let frame):
+                    switch try? AliasProtocol.RecipientVerdict(frame: frame) {
+                    case .accept: verdict = .accept
+                    case .discard: verdict = .discard
+                    case .reject(let reply): verdict = .reject(reply)
+                    case nil: verdict = self.lookupFailure(qualified)
                     }
-                    if case .reject(let reply) = verdict {
-                        let envelope = self.machine.currentEnvelope
-                        self.logger.info("NOQUEUE: reject: RCPT from \(self.identity.logName): \(reply); from=<\(self.senderText(envelope))> to=<\(qualified)> proto=\(envelope?.esmtp == true ? "ESMTP" : "SMTP") helo=<\(envelope?.heloName ?? "")>")
-                    }
-                    let action = self.machine.recipientVerified(verdict)
-                    self.countCommand("rcpt", action)
-                    self.perform(action)
+                case .failure(let error):
+                    self.logger.warning("aliasd lookup failed: \(error)")
+                    verdict = self.lookupFailure(qualified)
                 }
+                if case .reject(let reply) = verdict {
+                    let envelope = self.machine.currentEnvelope
+                    self.logger.info("NOQUEUE: reject: RCPT from \(self.identity.logName): \(reply); from=<\(self.senderText(envelope))> to=<\(qualified)> proto=\(envelope?.esmtp == true ? "ESMTP" : "SMTP") helo=<\(envelope?.heloName ?? "")>")
+                }
+                if case .discard = verdict {
+                    self.logger.info("NOQUEUE: discard: RCPT from \(self.identity.logName): <\(qualified)>: Recipient address discarded by the access map")
+                }
+                let action = self.machine.recipientVerified(verdict)
+                self.countCommand("rcpt", action)
+                self.perform(action)
             }
     }
 
+    func lookupFailure(_ recipient: MailAddress) -> SMTPServerStateMachine.RecipientVerdict {
+        .reject(SMTPReply(451, EnhancedStatusCode(4, 3, 0), "<\(recipient)>... Temporary lookup failure"))
+    }
+
     func open(_ envelope: SMTPServerStateMachine.Envelope) {
+        if envelope.recipients.isEmpty {
+            // Every recipient was discarded: read the data, queue nothing.
+            count("data", ok: true)
+            framer = DataFramer(policy: server.bareLineEndingPolicy)
+            dataOutput.removeAll(keepingCapacity: true)
+            perform(machine.dataStarted())
+            return
+        }
         waiting = true
         let recipients = envelope.recipients.map { $0.qualified(with: server.origin).description }
         let protocolName = envelope.esmtp ? "ESMTP" : "SMTP"
@@ -352,6 +378,12 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 
     func commit() {
+        if machine.currentEnvelope?.recipients.isEmpty == true {
+            dataOutput.removeAll()
+            logger.info("NOQUEUE: discard: DATA from \(identity.logName): message discarded by the access map")
+            perform(machine.commitFinished(.discarded))
+            return
+        }
         guard let client = transactionClient, let id = queueID else {
             perform(machine.commitFinished(.failed(SMTPReply(451, EnhancedStatusCode(4, 3, 0), "Error: queue file write error"))))
             return

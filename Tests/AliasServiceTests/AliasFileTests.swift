@@ -1,5 +1,8 @@
 import Testing
 @testable import AliasService
+import HikyakuIPC
+import MailCore
+import SendmailRules
 
 @Suite("aliases(5) files")
 struct AliasFileTests {
@@ -39,26 +42,41 @@ struct AliasFileTests {
     }
 }
 
-@Suite("Recipient resolution")
-struct AddressResolverTests {
-    let resolver = AddressResolver(
-        domains: LocalDomains(hostname: "Mail.Example.JP", fileText: "example.jp  # ours\nother.example.\n"),
+@Suite("Recipient decisions")
+struct RecipientDecisionsTests {
+    let decisions = RecipientDecisions(
+        tables: RoutingTables(localDomains: ["example.jp", "mail.example.jp", "localhost"]),
         aliases: AliasFile(text: "team: jun\n"),
         userExists: { ["jun", "root"].contains($0) })
 
     @Test("local users and aliases, unknown names, remote domains", arguments: [
         ("jun@example.jp", "local", "jun"),
         ("JUN@MAIL.example.jp", "local", "jun"),
-        ("team@other.example", "local", "team"),
+        ("team@example.jp", "local", "team"),
+        ("jun+box@example.jp", "local", "jun+box"),
         ("postmaster@localhost", "local", "postmaster"),
-        ("root@[127.0.0.1]", "local", "root"),
         ("ghost@example.jp", "unknown_local", "ghost"),
         ("jun@example.org", "remote", ""),
     ])
     func resolve(address: String, routeClass: String, user: String) {
-        let resolution = resolver.resolve(address)
+        let (resolution, _) = decisions.resolve(address)
         #expect(resolution.routeClass.rawValue == routeClass)
         #expect(resolution.localUser == user)
-        if routeClass == "remote" { #expect(resolution.nexthop == "example.org") }
+        if routeClass == "remote" { #expect(resolution.nexthop == "example.org" && resolution.mailer == "esmtp") }
+    }
+
+    @Test("RCPT decisions: relaying only for this host, unknown users refused")
+    func check() {
+        func verdict(_ address: String, _ recipient: String) -> AliasProtocol.RecipientVerdict {
+            decisions.check(AliasProtocol.RecipientCheck(clientAddress: address, clientName: "[\(address)]",
+                                                         clientResolve: "FAIL", sender: "a@example.org",
+                                                         recipient: recipient)).0
+        }
+        #expect(verdict("127.0.0.1", "x@example.org") == .accept)
+        #expect(verdict("192.0.2.1", "x@example.org") == .reject(SMTPReply(550, EnhancedStatusCode(5, 7, 1),
+            "<x@example.org>... Relaying denied. IP name lookup failed [192.0.2.1]")))
+        #expect(verdict("192.0.2.1", "ghost@example.jp") == .reject(SMTPReply(550, EnhancedStatusCode(5, 1, 1),
+            "<ghost@example.jp>... User unknown")))
+        #expect(verdict("192.0.2.1", "team@example.jp") == .accept)
     }
 }

@@ -1,0 +1,100 @@
+import HikyakuIPC
+import MailCore
+import SendmailRules
+
+/// What aliasd answers, as pure functions of the maps: where a recipient
+/// goes, whether smtpd may take it, and what an alias expands to.
+public struct RecipientDecisions: Sendable {
+    public var tables: RoutingTables
+    public var aliases: AliasFile
+    public var delayChecks: Bool
+    public var userExists: @Sendable (String) -> Bool
+
+    public init(tables: RoutingTables, aliases: AliasFile, delayChecks: Bool = true,
+                userExists: @escaping @Sendable (String) -> Bool) {
+        self.tables = tables
+        self.aliases = aliases
+        self.delayChecks = delayChecks
+        self.userExists = userExists
+    }
+
+    public var router: Router { Router(tables: tables) }
+    public var policy: AccessPolicy { AccessPolicy(tables: tables, delayChecks: delayChecks) }
+
+    /// One level of an alias; `postmaster` is root when nothing else names it
+    /// (RFC 5321 requires a postmaster).
+    public func expand(_ name: String) -> [String]? {
+        if let targets = aliases.lookup(name) { return targets }
+        if name.asciiLowercased() == "postmaster" && !userExists("postmaster") { return ["root"] }
+        return nil
+    }
+
+    /// A local name exists when it is an alias or a user, or is `user+detail`
+    /// for such a user.
+    public func localNameExists(_ name: String) -> Bool {
+        var key = name.hasPrefix("\\") ? String(name.dropFirst()) : name
+        key = key.asciiLowercased()
+        if key == "postmaster" || expand(key) != nil || userExists(key) { return true }
+        let (user, detail) = SendmailAddress.splitDetail(key)
+        return detail != nil && (expand(user) != nil || userExists(user))
+    }
+
+    public func resolve(_ address: String) -> (AliasProtocol.Resolution, steps: [String]) {
+        let traced = router.route(address)
+        let triple = traced.value
+        switch triple.mailer {
+        case "local":
+            let user = triple.user
+            let exists = localNameExists(user)
+            return (AliasProtocol.Resolution(routeClass: exists ? .local : .unknownLocal, localUser: user,
+                                             mailer: "local", user: user), traced.steps)
+        case "*error*":
+            return (AliasProtocol.Resolution(routeClass: .error, mailer: triple.mailer, user: triple.user,
+                                             status: triple.errorStatus, text: triple.errorText ?? triple.user), traced.steps)
+        default:
+            return (AliasProtocol.Resolution(routeClass: .remote, nexthop: triple.host ?? "", mailer: triple.mailer,
+                                             user: triple.user), traced.steps)
+        }
+    }
+
+    /// smtpd's RCPT decision: sendmail's access checks, then the recipient's
+    /// route. Replies carry the address as sendmail's do: `<addr>... text`.
+    public func check(_ request: AliasProtocol.RecipientCheck) -> (AliasProtocol.RecipientVerdict, steps: [String]) {
+        let client = ClientInfo(address: request.clientAddress, name: request.clientName,
+                                resolve: ClientInfo.Resolve(rawValue: request.clientResolve) ?? .ok)
+        let sender = request.sender.isEmpty ? "<>" : "<\(request.sender)>"
+        let outcome = policy.evaluate(client: client, sender: sender, recipient: "<\(request.recipient)>")
+        var steps = outcome.steps
+        switch outcome.decision {
+        case .discard:
+            return (.discard, steps)
+        case .reject(let code, let enhanced, let text, let word):
+            let status = enhanced.flatMap { EnhancedStatusCode(parsing: $0) }
+                ?? (word == "nouser" ? EnhancedStatusCode(5, 1, 1) : EnhancedStatusCode(code / 100, code / 100 == 4 ? 0 : 0, 0))
+            return (.reject(SMTPReply(code, status, "<\(request.recipient)>... \(text)")), steps)
+        case .accept:
+            break
+        }
+        let (resolution, routeSteps) = resolve(request.recipient)
+        steps += routeSteps
+        switch resolution.routeClass {
+        case .local, .remote:
+            return (.accept, steps)
+        case .unknownLocal:
+            return (.reject(SMTPReply(550, EnhancedStatusCode(5, 1, 1), "<\(request.recipient)>... User unknown")), steps)
+        case .error:
+            let (code, text) = Self.splitCode(resolution.text, fallback: resolution.status.hasPrefix("4") ? 450 : 550)
+            return (.reject(SMTPReply(code, EnhancedStatusCode(parsing: resolution.status) ?? EnhancedStatusCode(5, 0, 0),
+                                      "<\(request.recipient)>... \(text)")), steps)
+        }
+    }
+
+    /// `550 text` gives 550 and `text`; text without a code keeps it whole.
+    static func splitCode(_ text: String, fallback: Int) -> (Int, String) {
+        let words = text.split(separator: " ", maxSplits: 1)
+        if let first = words.first, first.count == 3, let code = Int(first), (400...599).contains(code) {
+            return (code, words.count > 1 ? String(words[1]) : "")
+        }
+        return (fallback, text)
+    }
+}
