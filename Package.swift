@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "SMTPServer", dependencies: ["SMTPProtocol", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
         .target(name: "Cleanup", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
         .target(name: "QueueManager", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
-        .target(name: "LocalDelivery", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "CShims"]),
+        .target(name: "LocalDelivery", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "CShims", "SendmailRules"]),
         .target(name: "AliasService", dependencies: ["HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "SendmailRules", "MapStore"] + nio),
         .target(name: "Master", dependencies: ["HikyakuSystem", "HikyakuConfig", "MailCore", "CShims"]),
 

@@ -129,3 +129,14 @@ void hk_cloexec_from(int first) {
     }
     closedir(d);
 }
+
+void hk_close_from(int first) {
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, (unsigned)first, ~0U, 0) == 0) return;
+#endif
+    long max = sysconf(_SC_OPEN_MAX);
+    for (int fd = first; fd < max; fd++) close(fd);
+}
+
+#include <sys/mman.h>
+int hk_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }

@@ -69,6 +69,10 @@ extension ConfigParameter {
             "A path relative to the user's home to deliver to instead of the mail spool; a trailing slash means Maildir (Maildir/)."),
         ConfigParameter("local_process_limit", "4", .integer,
             "How many local delivery processes run, and so how many local deliveries happen at once."),
+        ConfigParameter("default_privs", "nobody", .string,
+            "The user that file and command targets of a root-owned aliases or include file run as; never root."),
+        ConfigParameter("command_time_limit", "1000s", .time,
+            "How long a command named in an alias or .forward may run before it is killed and the delivery deferred."),
         ConfigParameter("mailbox_lock_timeout", "60s", .time,
             "How long local waits for a mailbox lock before deferring the delivery."),
 

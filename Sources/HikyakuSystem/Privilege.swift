@@ -101,6 +101,39 @@ public enum Privilege {
         }
     }
 
+    /// Starts `path` with every id of `identity` (real, effective, saved,
+    /// groups), never root: local's command deliveries. The child is forked
+    /// from a single-threaded process (checked), changes identity, directory
+    /// and descriptors, and execs; it runs nothing else. Returns the pid.
+    public static func spawnAs(_ identity: Identity, path: String, arguments: [String], environment: [String],
+                               directory: String, stdin: Int32, stdout: Int32) throws -> pid_t {
+        precondition(identity.uid != 0, "commands are never run as root")
+        try requireSingleThreaded("command start")
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup($0) } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        let groups = identity.groups.isEmpty ? [identity.gid] : identity.groups
+        let pid = fork()
+        if pid < 0 { throw SystemError("fork", path) }
+        if pid == 0 {
+            // The child: only system calls from here to exec.
+            if setgroups(groups.count, groups) != 0 || setgid(identity.gid) != 0 || setuid(identity.uid) != 0
+                || getuid() != identity.uid || geteuid() != identity.uid || setuid(0) == 0 {
+                _exit(126)
+            }
+            if chdir(directory) != 0 { _ = chdir("/") }
+            if dup2(stdin, 0) < 0 || dup2(stdout, 1) < 0 || dup2(stdout, 2) < 0 { _exit(126) }
+            // Nothing of local's (its sockets, the master's pipe) reaches the command.
+            hk_close_from(3)
+            _ = execve(path, argv, envp)
+            _exit(127)
+        }
+        return pid
+    }
+
     /// Drops supplementary groups a root daemon inherited (local keeps root).
     public static func clearSupplementaryGroups() throws(SystemError) {
         guard geteuid() == 0 else { return }

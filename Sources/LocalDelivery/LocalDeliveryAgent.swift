@@ -8,6 +8,7 @@ import HikyakuIPC
 import HikyakuSystem
 import Logging
 import MailCore
+import SendmailRules
 
 /// local - the local delivery agent
 ///
@@ -164,67 +165,62 @@ public final class LocalDeliveryAgent {
             log(request, to: recipient.address, original: "", outcome)
             return outcome
         }
-        let expander = AliasExpander(lookup: { try self.lookupAlias($0) }, isLocalDomain: { self.isLocalDomain($0) })
         // qmgr passes what the address resolved to (virtusertable may name
         // another user); without it, the local part.
-        let name = recipient.localUser.isEmpty ? address.localPartKey : recipient.localUser.asciiLowercased()
-        let targets: [AliasExpander.Target]
+        let name = recipient.localUser.isEmpty ? address.localPartKey : recipient.localUser
+        let leaves: [AliasExpansion.Leaf]
         do {
-            targets = try expander.expand(name)
+            leaves = try expansion().expand(name, display: recipient.address)
         } catch {
             let outcome: DeliveryOutcome
             switch error {
             case .loop(let chain):
-                outcome = .bounced(EnhancedStatusCode(5, 4, 6), "alias loop: \(chain)")
+                outcome = .bounced(EnhancedStatusCode(5, 4, 6), "aliasing/forwarding loop broken (\(chain))")
             case .lookupFailed(let why):
                 outcome = .deferred(EnhancedStatusCode(4, 3, 0), "alias lookup failed: \(why)")
             }
             log(request, to: recipient.address, original: "", outcome)
             return outcome
         }
-        let isAlias = targets != [.user(name)]
-        var delivered = 0
+        let direct: Bool
+        if leaves.count == 1, case .mailbox(let user, _) = leaves[0], user == name.asciiLowercased() { direct = true } else { direct = false }
         var firstDeferred: DeliveryOutcome? = nil
         var firstBounced: DeliveryOutcome? = nil
-        for target in targets {
+        for leaf in leaves {
             // A direct recipient keeps its address in Delivered-To and the
             // log; an alias member is named user@myhostname, as Postfix does.
-            let directAddress = isAlias ? nil : recipient.address.asciiLowercased()
-            let (finalAddress, outcome) = deliver(target, address: directAddress, sender: request.sender, content: content)
-            log(request, to: finalAddress, original: isAlias ? recipient.address : "", outcome)
+            let (finalAddress, outcome) = deliver(leaf, directAddress: direct ? recipient.address.asciiLowercased() : nil,
+                                                  recipient: recipient, sender: request.sender, content: content)
+            log(request, to: finalAddress, original: direct ? "" : recipient.address, outcome)
             switch outcome {
-            case .delivered: delivered += 1
+            case .delivered: break
             case .deferred: if firstDeferred == nil { firstDeferred = outcome }
             case .bounced:
                 if firstBounced == nil {
-                    firstBounced = isAlias ? .bounced(outcome.status, "\(finalAddress): \(outcome.text)") : outcome
+                    firstBounced = direct ? outcome : .bounced(outcome.status, "\(finalAddress): \(outcome.text)")
                 }
             }
         }
         if let firstDeferred { return firstDeferred }
         if let firstBounced { return firstBounced }
-        return .delivered(EnhancedStatusCode(2, 0, 0), isAlias ? "delivered via alias expansion" : "delivered")
+        return .delivered(EnhancedStatusCode(2, 0, 0), direct ? "delivered" : "delivered via alias expansion")
     }
 
-    func deliver(_ target: AliasExpander.Target, address: String?, sender: String, content: [UInt8]) -> (String, DeliveryOutcome) {
-        switch target {
-        case .user(let name):
-            let recipientAddress = address ?? "\(name)@\(hostname)"
-            return (recipientAddress, deliverToUser(name, address: recipientAddress, sender: sender, content: content))
-        case .forward(let address):
+    func deliver(_ leaf: AliasExpansion.Leaf, directAddress: String?, recipient: LocalProtocol.Recipient,
+                 sender: String, content: [UInt8]) -> (String, DeliveryOutcome) {
+        switch leaf {
+        case .mailbox(let user, _):
+            let recipientAddress = directAddress ?? "\(user)@\(hostname)"
+            return (recipientAddress, deliverToUser(user, address: recipientAddress, sender: sender, content: content))
+        case .remote(let address, _, _):
             return (address, forward(to: address, sender: sender, content: content))
-        case .file(let path) where path == "/dev/null":
-            return (path, .delivered(EnhancedStatusCode(2, 0, 0), "discarded"))
-        // File, command and :include: targets need the alias owner's
-        // privileges, which this version does not implement. They are
-        // refused, not deferred: a deferral would redeliver every other
-        // member of the alias at each retry.
-        case .file(let path):
-            return (path, .bounced(EnhancedStatusCode(5, 3, 0), "delivery to files is not supported in this version"))
-        case .pipe(let command):
-            return ("|" + command, .bounced(EnhancedStatusCode(5, 3, 0), "delivery to commands is not supported in this version"))
-        case .include(let path):
-            return (":include:" + path, .bounced(EnhancedStatusCode(5, 3, 0), ":include: lists are not supported in this version"))
+        case .file(let path, let source):
+            return (path, deliverToFile(path, source: source, recipient: recipient.address, sender: sender, content: content))
+        case .pipe(let command, let source):
+            return (command, deliverToCommand(command, source: source, recipient: recipient.address, sender: sender, content: content))
+        case .error(let display, let text, let status):
+            let code = EnhancedStatusCode(parsing: status) ?? EnhancedStatusCode(5, 0, 0)
+            return (display, code.isTransient ? .deferred(code, text) : .bounced(code, text))
         }
     }
 
@@ -327,10 +323,30 @@ public final class LocalDeliveryAgent {
         try AliasProtocol.Expansion(frame: try aliasRequest(AliasProtocol.expandRequest(name))).targets
     }
 
-    func isLocalDomain(_ domain: String) -> Bool {
-        guard let frame = try? aliasRequest(AliasProtocol.resolveRequest("postmaster@\(domain)")),
-              let resolution = try? AliasProtocol.Resolution(frame: frame) else { return false }
-        return resolution.routeClass != .remote
+    /// Where an address in an alias, .forward or include file goes.
+    func route(_ address: String) -> MailerTriple {
+        guard let frame = try? aliasRequest(AliasProtocol.resolveRequest(address)),
+              let resolution = try? AliasProtocol.Resolution(frame: frame) else {
+            return MailerTriple(mailer: "*error*", host: "4.3.0", user: "address resolver unavailable",
+                                errorText: "address resolver unavailable")
+        }
+        switch resolution.routeClass {
+        case .local, .unknownLocal:
+            return MailerTriple(mailer: "local", host: nil, user: resolution.localUser)
+        case .error:
+            return MailerTriple(mailer: "*error*", host: resolution.status, user: resolution.text, errorText: resolution.text)
+        case .remote:
+            return MailerTriple(mailer: resolution.mailer, host: resolution.nexthop, user: resolution.user)
+        }
+    }
+
+    func expansion() -> AliasExpansion {
+        AliasExpansion(
+            aliases: { try self.lookupAlias($0) },
+            include: { self.readIncludeFile($0) },
+            forward: { self.readForwardFile(of: $0) },
+            userExists: { PasswdEntry.lookup(name: $0) != nil },
+            route: { self.route($0) })
     }
 
     // MARK: Logging

@@ -47,3 +47,9 @@ int hk_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[
 // Marks every descriptor from `first` up close-on-exec (close_range with
 // CLOSE_RANGE_CLOEXEC, or a /proc/self/fd walk on older kernels).
 void hk_cloexec_from(int first);
+
+// Closes every descriptor from `first` up (close_range, or a loop).
+void hk_close_from(int first);
+
+// memfd_create(2) with MFD_CLOEXEC; -1 on error.
+int hk_memfd(const char *name);
