@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "aliasd", targets: ["aliasd"]),
         .executable(name: "hikyaku", targets: ["hikyaku"]),
         .executable(name: "makemap", targets: ["makemap"]),
+        .executable(name: "sendmail", targets: ["sendmail"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -73,6 +74,8 @@ let package = Package(
         ]),
         .executableTarget(name: "hikyaku", dependencies: ["Administration"]),
         .executableTarget(name: "makemap", dependencies: ["MapStore", "HikyakuSystem"]),
+        .target(name: "Submission", dependencies: ["AliasService", "MapStore", "SendmailRules", "HikyakuSystem", "HikyakuConfig", "MailCore"]),
+        .executableTarget(name: "sendmail", dependencies: ["Submission"]),
 
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),

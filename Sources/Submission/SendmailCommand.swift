@@ -1,0 +1,257 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import AliasService
+import MailCore
+import HikyakuConfig
+import HikyakuSystem
+import MapStore
+import SendmailRules
+
+/// sendmail(8) - sendmail's command line
+///
+/// Description: one program, behaving by the name it is called with:
+/// `sendmail`, `newaliases` (= `sendmail -bi`), `mailq` (= `sendmail -bp`).
+/// This version implements address test mode (`-bt`), address verification
+/// (`-bv`) and building the aliases database (`-bi`); sending mail from the
+/// command line is not available yet (use SMTP).
+///
+/// `-C FILE` names a hikyaku configuration; a sendmail `.cf` file given there
+/// (as old instructions say, `-C /etc/mail/sendmail.cf`) is ignored and
+/// hikyaku's own configuration is used.
+///
+/// Security: runs with the caller's privileges; it reads the maps and the
+/// aliases itself and writes only the aliases database (`-bi`).
+public enum SendmailCommand {
+    // sysexits(3)
+    static let exOK: Int32 = 0, exUsage: Int32 = 64, exDataErr: Int32 = 65, exNoUser: Int32 = 67
+    static let exUnavailable: Int32 = 69, exSoftware: Int32 = 70, exCantCreate: Int32 = 73, exConfig: Int32 = 78
+
+    struct Options {
+        var mode = "m"
+        var configPath: String? = nil
+        var verbose = false
+        var operands: [String] = []
+    }
+
+    /// Options that take an argument in sendmail 8.17's getopt string.
+    static let withArgument: Set<Character> = ["A", "B", "b", "C", "d", "e", "F", "f", "h", "L", "M", "N", "O", "o", "p", "Q", "q", "R", "r", "V", "X"]
+
+    struct UsageError: Error {
+        let message: String
+    }
+
+    static func parse(_ arguments: [String], programName: String) -> Result<Options, UsageError> {
+        var options = Options()
+        switch programName {
+        case "newaliases": options.mode = "i"
+        case "mailq": options.mode = "p"
+        default: break
+        }
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "--" { options.operands += arguments[(index + 1)...]; break }
+            guard argument.hasPrefix("-"), argument.count > 1 else {
+                options.operands.append(argument)
+                index += 1
+                continue
+            }
+            var chars = Array(argument.dropFirst())
+            while !chars.isEmpty {
+                let flag = chars.removeFirst()
+                var value: String? = nil
+                if withArgument.contains(flag) {
+                    // -q and -o take their argument glued only; -bX, -Cfile,
+                    // -fuser may be glued or separate.
+                    if !chars.isEmpty {
+                        value = String(chars)
+                        chars.removeAll()
+                    } else if flag != "q" && flag != "o" && flag != "O" {
+                        index += 1
+                        guard index < arguments.count else { return .failure(UsageError(message: "option requires an argument -- '\(flag)'")) }
+                        value = arguments[index]
+                    }
+                }
+                switch flag {
+                case "b":
+                    guard let mode = value, mode.count == 1 else { return .failure(UsageError(message: "Invalid operation mode \(value ?? "")")) }
+                    options.mode = mode
+                case "C": options.configPath = value
+                case "v": options.verbose = true
+                default: break
+                }
+            }
+            index += 1
+        }
+        return .success(options)
+    }
+
+    /// Runs the command; returns the exit status.
+    public static func main(arguments: [String], programName: String, io: CommandIO) -> Int32 {
+        let options: Options
+        switch parse(arguments, programName: programName) {
+        case .success(let parsed): options = parsed
+        case .failure(let usage):
+            io.error("sendmail: \(usage.message)")
+            return exUsage
+        }
+        var path = options.configPath ?? (getenv("HIKYAKU_CONFIG").map { String(cString: $0) })
+        if let chosen = path, chosen.hasSuffix(".cf") {
+            // A sendmail.cf from old instructions: hikyaku uses its own file.
+            path = getenv("HIKYAKU_CONFIG").map { String(cString: $0) }
+            _ = chosen
+        }
+        let configuration: Configuration
+        do {
+            configuration = try ConfigurationLoader.load(path: path)
+        } catch {
+            io.error("sendmail: \(error)")
+            return exConfig
+        }
+        switch options.mode {
+        case "t":
+            return AddressTestMode.run(configuration: configuration, io: io)
+        case "v":
+            return AddressVerifier.run(options.operands, configuration: configuration, io: io)
+        case "i":
+            return NewAliases.run(configuration: configuration, io: io)
+        default:
+            io.error("sendmail: mode -b\(options.mode) is not available in this version of hikyaku; send mail over SMTP")
+            return exUnavailable
+        }
+    }
+}
+
+/// Standard input and output for the command modes.
+public struct CommandIO {
+    public let readLine: () -> String?
+    public let output: (String) -> Void
+    public let error: (String) -> Void
+    public let isInteractive: Bool
+
+    public init(readLine: @escaping () -> String?, output: @escaping (String) -> Void,
+                error: @escaping (String) -> Void, isInteractive: Bool) {
+        self.readLine = readLine
+        self.output = output
+        self.error = error
+        self.isInteractive = isInteractive
+    }
+}
+
+enum AddressTestMode {
+    static func run(configuration: Configuration, io: CommandIO) -> Int32 {
+        let tables = MapLoader.routingTables(configuration) { io.error("warning: \($0)") }
+        var session = AddressTestSession(tables: tables, delayChecks: configuration.boolean("smtpd_delay_checks"))
+        for line in AddressTestSession.banner { io.output(line) }
+        while true {
+            io.output("> ")
+            guard let line = io.readLine() else { break }
+            guard let lines = session.execute(line) else { break }
+            for out in lines { io.output(out) }
+        }
+        io.output("")
+        return SendmailCommand.exOK
+    }
+}
+
+enum AddressVerifier {
+    static func run(_ addresses: [String], configuration: Configuration, io: CommandIO) -> Int32 {
+        guard !addresses.isEmpty else {
+            io.error("Recipient names must be specified")
+            return SendmailCommand.exUsage
+        }
+        let tables = MapLoader.routingTables(configuration) { io.error("warning: \($0)") }
+        let aliases = AliasLoading.load(configuration) { io.error("warning: \($0)") }
+        let decisions = RecipientDecisions(tables: tables, aliases: aliases, userExists: { PasswdEntry.lookup(name: $0) != nil })
+        let router = decisions.router
+        let expansion = AliasExpansion(
+            aliases: { decisions.expand($0) },
+            include: { path in
+                guard let bytes = try? FileIO.readFile(path, limit: 4 << 20) else {
+                    return .failure(.init("Cannot open \(path): No such file or directory"))
+                }
+                return .success(AliasExpansion.targets(inListFile: String(decoding: bytes, as: UTF8.self)))
+            },
+            forward: { user in
+                guard let entry = PasswdEntry.lookup(name: user),
+                      let bytes = try? FileIO.readFile(entry.home + "/.forward", limit: 1 << 20) else { return nil }
+                return AliasExpansion.targets(inListFile: String(decoding: bytes, as: UTF8.self))
+            },
+            userExists: { PasswdEntry.lookup(name: $0) != nil },
+            route: { router.route($0).value })
+        var status = SendmailCommand.exOK
+        for address in addresses {
+            let triple = router.route(address).value
+            switch triple.mailer {
+            case "local":
+                do {
+                    for leaf in try expansion.expand(triple.user, display: address) {
+                        if let deliverable = leaf.triple {
+                            io.output("\(leaf.display)... deliverable: \(deliverable)")
+                        } else if case .error(let display, let text, let code) = leaf {
+                            io.output("\(display)... \(text)")
+                            status = max(status, code == "5.1.1" ? SendmailCommand.exNoUser : SendmailCommand.exUsage)
+                        }
+                    }
+                } catch {
+                    io.output("aliasing/forwarding loop broken")
+                    status = max(status, SendmailCommand.exUsage)
+                }
+            case "*error*":
+                io.output("\(address)... \(triple.errorText ?? triple.user)")
+                status = max(status, SendmailCommand.exNoUser)
+            default:
+                io.output("\(address)... deliverable: \(triple)")
+            }
+        }
+        return status
+    }
+}
+
+/// Loading the aliases the way aliasd does (aliases.db while it is newer).
+public enum AliasLoading {
+    public static func load(_ configuration: Configuration, warn: (String) -> Void) -> AliasFile {
+        let path = configuration.string("alias_file")
+        let table = MapLoader.load(name: "aliases", sourcePath: path) { _ in }
+        if table.path.hasSuffix(".db") {
+            return AliasFile(databaseEntries: table.entries.map { ($0.key, $0.value.value) })
+        }
+        guard let bytes = try? FileIO.readFile(path, limit: 64 << 20) else { return AliasFile() }
+        let file = AliasFile(text: String(decoding: bytes, as: UTF8.self))
+        for problem in file.problems { warn("\(path): \(problem)") }
+        return file
+    }
+}
+
+/// newaliases (`sendmail -bi`): builds aliases.db from the aliases file.
+enum NewAliases {
+    static func run(configuration: Configuration, io: CommandIO) -> Int32 {
+        let path = configuration.string("alias_file")
+        let bytes: [UInt8]
+        do {
+            bytes = try FileIO.readFile(path, limit: 64 << 20)
+        } catch {
+            io.error("newaliases: cannot open \(path): \(String(cString: strerror(error.errno)))")
+            return 66
+        }
+        let file = AliasFile(text: String(decoding: bytes, as: UTF8.self))
+        for problem in file.problems where problem.isWarning { io.error("\(path): \(problem)") }
+        let errors = file.errors
+        if !errors.isEmpty {
+            for problem in errors { io.error("\(path): \(problem)") }
+            io.error("newaliases: \(path) not rebuilt: \(errors.count) error\(errors.count == 1 ? "" : "s")")
+            return SendmailCommand.exDataErr
+        }
+        let entries = file.entries.keys.sorted().map { (name: $0, value: file.entries[$0]!.joined(separator: ", ")) }
+        let result = AliasDatabase.write(entries, to: path + ".db")
+        switch result {
+        case .success(let summary):
+            io.output("\(path): \(summary.count) aliases, longest \(summary.longest) bytes, \(summary.total) bytes total")
+            return SendmailCommand.exOK
+        case .failure(let error):
+            io.error("newaliases: cannot write \(path).db: \(error)")
+            return SendmailCommand.exCantCreate
+        }
+    }
+}
