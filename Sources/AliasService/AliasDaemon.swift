@@ -116,11 +116,11 @@ public final class AliasDaemon: @unchecked Sendable {
         case .aliasExpand:
             guard let name = frame.string(.address) else { return AliasProtocol.errorFrame("expand without name") }
             return AliasProtocol.Expansion(targets: decisions.expand(name)).frame
-        case .aliasCheckRecipient:
+        case .aliasCheckRecipient, .aliasCheckSender:
             guard let request = try? AliasProtocol.RecipientCheck(frame: frame) else {
                 return AliasProtocol.errorFrame("bad recipient check")
             }
-            let (verdict, steps) = decisions.check(request)
+            let (verdict, steps) = frame.type == .aliasCheckSender ? decisions.checkSender(request) : decisions.check(request)
             for step in steps { logger.debug("check \(request.recipient): \(step)") }
             return verdict.frame(explanation: steps)
         default:

@@ -57,6 +57,33 @@ public struct RecipientDecisions: Sendable {
         }
     }
 
+    /// smtpd's MAIL decision without delay_checks: check_relay for the
+    /// client, then check_mail for the sender.
+    public func checkSender(_ request: AliasProtocol.RecipientCheck) -> (AliasProtocol.RecipientVerdict, steps: [String]) {
+        let client = ClientInfo(address: request.clientAddress, name: request.clientName,
+                                resolve: ClientInfo.Resolve(rawValue: request.clientResolve) ?? .ok)
+        let connect = policy.checkRelay(client)
+        var steps = connect.steps
+        var decision = connect.value
+        if decision.isAccept {
+            let mail = policy.checkMail(request.sender.isEmpty ? "<>" : "<\(request.sender)>", client: client)
+            steps += mail.steps
+            decision = mail.value
+        }
+        return (verdict(decision, address: request.sender), steps)
+    }
+
+    func verdict(_ decision: PolicyDecision, address: String) -> AliasProtocol.RecipientVerdict {
+        switch decision {
+        case .accept: return .accept
+        case .discard: return .discard
+        case .reject(let code, let enhanced, let text, let word):
+            let status = enhanced.flatMap { EnhancedStatusCode(parsing: $0) }
+                ?? (word == "nouser" ? EnhancedStatusCode(5, 1, 1) : EnhancedStatusCode(code / 100, 0, 0))
+            return .reject(SMTPReply(code, status, "<\(address)>... \(text)"))
+        }
+    }
+
     /// smtpd's RCPT decision: sendmail's access checks, then the recipient's
     /// route. Replies carry the address as sendmail's do: `<addr>... text`.
     public func check(_ request: AliasProtocol.RecipientCheck) -> (AliasProtocol.RecipientVerdict, steps: [String]) {
@@ -65,16 +92,9 @@ public struct RecipientDecisions: Sendable {
         let sender = request.sender.isEmpty ? "<>" : "<\(request.sender)>"
         let outcome = policy.evaluate(client: client, sender: sender, recipient: "<\(request.recipient)>")
         var steps = outcome.steps
-        switch outcome.decision {
-        case .discard:
-            return (.discard, steps)
-        case .reject(let code, let enhanced, let text, let word):
-            let status = enhanced.flatMap { EnhancedStatusCode(parsing: $0) }
-                ?? (word == "nouser" ? EnhancedStatusCode(5, 1, 1) : EnhancedStatusCode(code / 100, code / 100 == 4 ? 0 : 0, 0))
-            return (.reject(SMTPReply(code, status, "<\(request.recipient)>... \(text)")), steps)
-        case .accept:
-            break
-        }
+        // Without delay_checks smtpd asked about client and sender at MAIL.
+        let decision = delayChecks ? outcome.decision : policy.checkRcpt("<\(request.recipient)>", sender: sender, client: client).value
+        guard decision.isAccept else { return (verdict(decision, address: request.recipient), steps) }
         let (resolution, routeSteps) = resolve(request.recipient)
         steps += routeSteps
         switch resolution.routeClass {

@@ -124,8 +124,10 @@ public enum AliasProtocol {
             self.recipient = recipient
         }
 
-        public var frame: IPCFrame {
-            var f = IPCFrame(.aliasCheckRecipient)
+        /// The question for one RCPT; with `forSender`, the question at MAIL
+        /// about the client and the sender (the reply is the same message).
+        public func frame(forSender: Bool = false) -> IPCFrame {
+            var f = IPCFrame(forSender ? .aliasCheckSender : .aliasCheckRecipient)
             f.add(.clientAddress, clientAddress)
             f.add(.clientName, clientName)
             f.add(.clientResolve, clientResolve)
@@ -135,12 +137,14 @@ public enum AliasProtocol {
         }
 
         public init(frame: IPCFrame) throws(IPCError) {
-            guard frame.type == .aliasCheckRecipient else { throw .unexpectedMessage(frame.type.rawValue) }
+            guard frame.type == .aliasCheckRecipient || frame.type == .aliasCheckSender else {
+                throw .unexpectedMessage(frame.type.rawValue)
+            }
             clientAddress = try frame.require(.clientAddress)
             clientName = frame.string(.clientName) ?? ""
             clientResolve = frame.string(.clientResolve) ?? "OK"
             sender = frame.string(.sender) ?? ""
-            recipient = try frame.require(.recipient)
+            recipient = frame.string(.recipient) ?? ""
         }
     }
 

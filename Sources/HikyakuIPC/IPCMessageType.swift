@@ -22,6 +22,7 @@ public enum IPCMessageType: UInt16, Sendable {
     case aliasExpandReply = 0x0404
     case aliasCheckRecipient = 0x0405
     case aliasCheckRecipientReply = 0x0406
+    case aliasCheckSender = 0x0407
 
     // any service
     case error = 0xFF01

@@ -18,15 +18,20 @@ public struct SMTPServerStateMachine: Sendable {
         public var recipientLimit: Int
         public var hardErrorLimit: Int
         public var vrfyEnabled: Bool
+        /// Ask about the client and sender at MAIL (sendmail without
+        /// delay_checks); with false, everything is decided at RCPT.
+        public var checksSender: Bool
 
         public init(hostname: String, greeting: String? = nil, messageSizeLimit: Int = 10_240_000,
-                    recipientLimit: Int = 1000, hardErrorLimit: Int = 20, vrfyEnabled: Bool = true) {
+                    recipientLimit: Int = 1000, hardErrorLimit: Int = 20, vrfyEnabled: Bool = true,
+                    checksSender: Bool = false) {
             self.hostname = hostname
             self.greeting = greeting ?? "\(hostname) ESMTP hikyaku"
             self.messageSizeLimit = messageSizeLimit
             self.recipientLimit = recipientLimit
             self.hardErrorLimit = hardErrorLimit
             self.vrfyEnabled = vrfyEnabled
+            self.checksSender = checksSender
         }
     }
 
@@ -45,6 +50,8 @@ public struct SMTPServerStateMachine: Sendable {
         public var recipients: [MailAddress] = []
         /// Recipients accepted but to be thrown away (access map DISCARD).
         public var discardedRecipients = 0
+        /// The sender check said DISCARD: every recipient is thrown away.
+        public var discardAll = false
     }
 
     public enum RecipientVerdict: Equatable, Sendable {
@@ -72,6 +79,9 @@ public struct SMTPServerStateMachine: Sendable {
         case send([SMTPReply], close: Bool)
         /// Decide on this recipient, then call ``recipientVerified(_:)``.
         case verifyRecipient(MailAddress)
+        /// Decide on the client and this sender (nil: `<>`), then call
+        /// ``senderVerified(_:)``.
+        case verifySender(MailAddress?)
         /// Open a queue file for this envelope, then call ``dataStarted(queueID:)``
         /// or ``dataStartFailed(_:)``. After 354 the caller switches to data framing.
         case openMessage(Envelope)
@@ -86,6 +96,7 @@ public struct SMTPServerStateMachine: Sendable {
         case ready
         case transaction
         case verifying(MailAddress)
+        case verifyingSender(Envelope)
         case opening
         case data
         case committing
@@ -191,6 +202,10 @@ public struct SMTPServerStateMachine: Sendable {
                     return error(SMTPReply(555, EnhancedStatusCode(5, 5, 4), "Unsupported option: \(parameter.keyword)"))
                 }
             }
+            if settings.checksSender {
+                state = .verifyingSender(candidate)
+                return .verifySender(candidate.sender)
+            }
             envelope = candidate
             state = .transaction
             return .send([SMTPReply(250, EnhancedStatusCode(2, 1, 0), "Ok")], close: false)
@@ -247,8 +262,26 @@ public struct SMTPServerStateMachine: Sendable {
     }
 
     var isVerifying: Bool {
-        if case .verifying = state { return true }
-        return false
+        switch state {
+        case .verifying, .verifyingSender: return true
+        default: return false
+        }
+    }
+
+    public mutating func senderVerified(_ verdict: RecipientVerdict) -> Action {
+        guard case .verifyingSender(var candidate) = state else {
+            preconditionFailure("senderVerified without a pending verification")
+        }
+        switch verdict {
+        case .accept, .discard:
+            candidate.discardAll = verdict == .discard
+            envelope = candidate
+            state = .transaction
+            return .send([SMTPReply(250, EnhancedStatusCode(2, 1, 0), "Ok")], close: false)
+        case .reject(let reply):
+            state = .ready
+            return error(reply)
+        }
     }
 
     // MARK: Results of actions
@@ -258,7 +291,7 @@ public struct SMTPServerStateMachine: Sendable {
             preconditionFailure("recipientVerified without a pending verification")
         }
         state = .transaction
-        switch verdict {
+        switch envelope!.discardAll ? .discard : verdict {
         case .accept:
             envelope!.recipients.append(recipient)
             return .send([SMTPReply(250, EnhancedStatusCode(2, 1, 5), "Ok")], close: false)

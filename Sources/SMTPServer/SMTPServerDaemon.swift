@@ -56,7 +56,8 @@ public final class SMTPServerShared: Sendable {
             messageSizeLimit: config.size("message_size_limit"),
             recipientLimit: max(1, config.integer("smtpd_recipient_limit")),
             hardErrorLimit: max(1, config.integer("smtpd_hard_error_limit")),
-            vrfyEnabled: !config.boolean("disable_vrfy_command"))
+            vrfyEnabled: !config.boolean("disable_vrfy_command"),
+            checksSender: !config.boolean("smtpd_delay_checks"))
         logger = context.logger
         idleTimeout = .seconds(Int64(max(1, config.seconds("smtpd_timeout"))))
         lookupTimeout = .milliseconds(Int64(max(1, config.seconds("smtpd_client_lookup_timeout")) * 1000))

@@ -186,7 +186,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         switch action {
         case .send(let replies, _):
             count(verb, ok: replies.first.map { $0.code < 400 } ?? true)
-        case .verifyRecipient, .openMessage:
+        case .verifyRecipient, .verifySender, .openMessage:
             // Counted when the result is known.
             break
         default:
@@ -221,6 +221,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
         case .verifyRecipient(let recipient):
             verify(recipient)
+
+        case .verifySender(let sender):
+            verifySender(sender)
 
         case .openMessage(let envelope):
             open(envelope)
@@ -268,7 +271,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 clientAddress: self.identity.policyAddress, clientName: self.identity.name,
                 clientResolve: self.identity.resolve.rawValue,
                 sender: self.senderText(self.machine.currentEnvelope), recipient: qualified.description)
-            self.server.aliasClient(for: eventLoop).request(check.frame).assumeIsolated().whenComplete { result in
+            self.server.aliasClient(for: eventLoop).request(check.frame()).assumeIsolated().whenComplete { result in
                 self.verified(qualified, result)
             }
         }
@@ -300,6 +303,37 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 self.countCommand("rcpt", action)
                 self.perform(action)
             }
+    }
+
+    /// Without delay_checks: the client and the sender are judged at MAIL.
+    func verifySender(_ sender: MailAddress?) {
+        waiting = true
+        let eventLoop = context.eventLoop
+        let lookup = identity.lookUp(pool: server.lookupPool, on: eventLoop, timeout: server.lookupTimeout)
+        lookup.assumeIsolated().whenComplete { _ in
+            let check = AliasProtocol.RecipientCheck(
+                clientAddress: self.identity.policyAddress, clientName: self.identity.name,
+                clientResolve: self.identity.resolve.rawValue, sender: sender?.description ?? "", recipient: "")
+            self.server.aliasClient(for: eventLoop).request(check.frame(forSender: true)).assumeIsolated().whenComplete { result in
+                self.resume {
+                    var verdict: SMTPServerStateMachine.RecipientVerdict = .reject(
+                        SMTPReply(451, EnhancedStatusCode(4, 3, 0), "<\(sender?.description ?? "")>... Temporary lookup failure"))
+                    if case .success(let frame) = result, let answer = try? AliasProtocol.RecipientVerdict(frame: frame) {
+                        switch answer {
+                        case .accept: verdict = .accept
+                        case .discard: verdict = .discard
+                        case .reject(let reply): verdict = .reject(reply)
+                        }
+                    }
+                    if case .reject(let reply) = verdict {
+                        self.logger.info("NOQUEUE: reject: MAIL from \(self.identity.logName): \(reply); from=<\(sender?.description ?? "")> proto=ESMTP")
+                    }
+                    let action = self.machine.senderVerified(verdict)
+                    self.countCommand("mail", action)
+                    self.perform(action)
+                }
+            }
+        }
     }
 
     func lookupFailure(_ recipient: MailAddress) -> SMTPServerStateMachine.RecipientVerdict {
