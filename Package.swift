@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(name: "local", dependencies: ["LocalDelivery"]),
         .executableTarget(name: "aliasd", dependencies: ["AliasService"]),
         .target(name: "Administration", dependencies: [
-            "HikyakuSystem", "HikyakuConfig", "QueueFormat",
+            "HikyakuSystem", "HikyakuConfig", "QueueFormat", "SendmailRules", "MapStore", "AliasService", "Submission",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "hikyaku", dependencies: ["Administration"]),

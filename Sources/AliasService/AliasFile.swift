@@ -20,6 +20,8 @@ public struct AliasFile: Sendable, Equatable {
     }
 
     public private(set) var entries: [String: [String]] = [:]
+    /// The line each alias was defined on (0 for aliases.db entries).
+    public private(set) var lines: [String: Int] = [:]
     public private(set) var problems: [Problem] = []
 
     public init() {}
@@ -88,6 +90,7 @@ public struct AliasFile: Sendable, Equatable {
                 problems.append(Problem(line: number, reason: "alias '\(key)' defined twice; the later entry is used", isWarning: true))
             }
             entries[lowered] = targets
+            lines[lowered] = number
         }
     }
 

@@ -276,6 +276,13 @@ public struct AccessPolicy: Sendable {
         if tables.isLocal("[\(client.address)]") {
             return .accept("RELAY")
         }
+        steps.append("check_rcpt: \(domain) is not local, not a relay domain, and no access entry lets \(client.address) relay")
+        switch client.resolve {
+        case .temp, .forged, .fail:
+            steps.append("check_rcpt: the client's reverse lookup gave \(client.resolve.rawValue): no relaying by name")
+        case .ok:
+            break
+        }
         switch client.resolve {
         case .temp:
             return .reject(code: 450, enhanced: "4.4.0", text: "Relaying temporarily denied. Cannot resolve PTR record for \(client.address)")

@@ -55,3 +55,24 @@ def test_a_bad_configuration_is_reported_with_its_line(make_mta):
     result = hikyaku(mta, "check")
     assert result.returncode != 0
     assert "hikyaku.conf, line " in result.stderr and "smtpd_timeout: expected a time" in result.stderr
+
+
+def test_explain_names_every_step_with_file_and_line(make_mta):
+    mta = make_mta(start=False, aliases="# aliases\nteam: hkt-alice, crew\ncrew: hkt-bob\n")
+    access = os.path.join(mta.etc, "access")
+    with open(access, "w") as f:
+        f.write("# access\n127.0.2 RELAY\nFrom:spammer@example.org REJECT\n")
+    mta.write_config(f"access_map = {access}")
+    result = hikyaku(mta, "explain", "--client", "127.0.2.9", "--from", "jun@example.org", "--rcpt", "team@example.test")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"access {access}:2: 127.0.2 RELAY" in out
+    assert f"example.test is a local domain (class w, {mta.etc}/local-host-names:1)" in out
+    assert f"alias {mta.etc}/aliases:2: team -> hkt-alice, crew" in out
+    assert f"alias {mta.etc}/aliases:3: crew -> hkt-bob" in out
+    assert "deliverable: hkt-alice: mailer local, user hkt-alice" in out
+    assert "deliverable: hkt-bob: mailer local, user hkt-bob" in out
+    refused = hikyaku(mta, "explain", "--client", "192.0.2.7", "--from", "spammer@example.org", "--rcpt", "team@example.test")
+    assert refused.returncode == 1
+    assert f"access {access}:3: from:spammer@example.org REJECT" in refused.stdout
+    assert "decision: reject at check_rcpt: 550 5.7.1 <team@example.test>... Access denied" in refused.stdout
