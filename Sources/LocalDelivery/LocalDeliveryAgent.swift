@@ -184,13 +184,19 @@ public final class LocalDeliveryAgent {
         }
         let direct: Bool
         if leaves.count == 1, case .mailbox(let user, _) = leaves[0], user == name.asciiLowercased() { direct = true } else { direct = false }
+        // sendmail's owner-LIST: mail expanded from LIST goes out with
+        // owner-LIST as its envelope sender, so errors reach the list owner.
+        var sender = request.sender
+        if !direct, !sender.isEmpty, (try? lookupAlias("owner-" + name.asciiLowercased())) ?? nil != nil {
+            sender = "owner-\(name.asciiLowercased())@\(hostname)"
+        }
         var firstDeferred: DeliveryOutcome? = nil
         var firstBounced: DeliveryOutcome? = nil
         for leaf in leaves {
             // A direct recipient keeps its address in Delivered-To and the
             // log; an alias member is named user@myhostname, as Postfix does.
             let (finalAddress, outcome) = deliver(leaf, directAddress: direct ? recipient.address.asciiLowercased() : nil,
-                                                  recipient: recipient, sender: request.sender, content: content)
+                                                  recipient: recipient, sender: sender, content: content)
             log(request, to: finalAddress, original: direct ? "" : recipient.address, outcome)
             switch outcome {
             case .delivered: break
