@@ -123,6 +123,8 @@ public final class AliasDaemon: @unchecked Sendable {
             let (verdict, steps) = frame.type == .aliasCheckSender ? decisions.checkSender(request) : decisions.check(request)
             for step in steps { logger.debug("check \(request.recipient): \(step)") }
             return verdict.frame(explanation: steps)
+        case .aliasDomainTable:
+            return AliasProtocol.domainTableReply(decisions.tables.domaintable.entries.mapValues(\.value))
         default:
             return AliasProtocol.errorFrame("unexpected request \(frame.type.rawValue)")
         }

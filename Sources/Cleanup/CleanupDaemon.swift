@@ -42,6 +42,9 @@ public final class CleanupDaemon: @unchecked Sendable {
     var qmgr: IPCClient? = nil
     var qmgrConnecting = false
     var pendingNotifications: [QueueID] = []
+    /// domaintable, as aliasd last said it (asked again every 5 seconds).
+    var rewriter = DomainRewriter(table: [:])
+    var aliasd: LazyIPCClient? = nil
 
     init(context: DaemonContext, eventLoop: EventLoop) {
         self.context = context
@@ -72,6 +75,8 @@ public final class CleanupDaemon: @unchecked Sendable {
             CleanupConnectionHandler(daemon: self)
         }
         serverChannel = server
+        aliasd = LazyIPCClient(path: context.spool.socket(.aliasd), eventLoop: eventLoop, timeout: .seconds(10))
+        eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(5)) { _ in self.refreshDomainTable() }
         if let control = context.controlFD {
             try MasterControl.watch(fd: control, on: group) { request in
                 self.eventLoop.execute {
@@ -104,6 +109,14 @@ public final class CleanupDaemon: @unchecked Sendable {
             guard let pidText = name.split(separator: ".").first, let pid = Int32(pidText) else { continue }
             if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
                 _ = unlink(directory + "/" + name)
+            }
+        }
+    }
+
+    func refreshDomainTable() {
+        aliasd?.request(IPCFrame(.aliasDomainTable)).whenSuccess { frame in
+            if let table = try? AliasProtocol.domainTable(from: frame) {
+                self.eventLoop.execute { self.rewriter = DomainRewriter(table: table) }
             }
         }
     }
@@ -193,7 +206,8 @@ final class CleanupConnectionHandler: ChannelInboundHandler {
             do {
                 let t = try CleanupTransaction(begin: begin, spool: daemon.context.spool,
                                                temporaryName: daemon.nextTemporaryName(),
-                                               hostname: daemon.hostname, sizeLimit: daemon.sizeLimit)
+                                               hostname: daemon.hostname, sizeLimit: daemon.sizeLimit,
+                                               rewriter: daemon.rewriter)
                 transaction = t
                 reply(context, .ok(t.queueID))
             } catch {

@@ -27,7 +27,7 @@ final class CleanupTransaction {
     static let flushThreshold = 64 * 1024
 
     init(begin: CleanupProtocol.Begin, spool: SpoolLayout, temporaryName: String, hostname: String,
-         sizeLimit: Int) throws(SystemError) {
+         sizeLimit: Int, rewriter: DomainRewriter) throws(SystemError) {
         self.begin = begin
         self.sizeLimit = sizeLimit
         temporaryPath = spool.file(.tmp, temporaryName)
@@ -48,9 +48,12 @@ final class CleanupTransaction {
         repair = HeaderRepair(additions: HeaderRepair.Additions(
             messageID: "<\(local.compactStamp).\(queueID)@\(hostname)>",
             date: local.rfc5322,
-            from: begin.origin == .local ? (begin.sender.isEmpty ? "MAILER-DAEMON" : begin.sender) : nil))
+            from: begin.origin == .local ? (begin.sender.isEmpty ? "MAILER-DAEMON" : begin.sender) : nil),
+            rewriter: rewriter)
 
-        var envelope = QueueEnvelope(arrivalSeconds: seconds, arrivalMicroseconds: microseconds, sender: begin.sender,
+        // domaintable rewrites the sender as well as the header fields.
+        var envelope = QueueEnvelope(arrivalSeconds: seconds, arrivalMicroseconds: microseconds,
+                                     sender: rewriter.rewriteAddress(begin.sender),
                                      recipients: begin.recipients.map { QueueRecipient(address: $0) })
         envelope[info: .origin] = begin.origin.rawValue
         if !begin.clientName.isEmpty { envelope[info: .clientName] = begin.clientName }

@@ -182,6 +182,25 @@ public enum AliasProtocol {
         }
     }
 
+    /// domaintable's entries, for cleanup's header rewriting (the table is
+    /// small; cleanup asks again every few seconds).
+    public static func domainTableReply(_ table: [String: String]) -> IPCFrame {
+        var f = IPCFrame(.aliasDomainTableReply)
+        for key in table.keys.sorted() {
+            f.add(.address, key)
+            f.add(.nexthop, table[key]!)
+        }
+        return f
+    }
+
+    public static func domainTable(from frame: IPCFrame) throws(IPCError) -> [String: String] {
+        guard frame.type == .aliasDomainTableReply else { throw .unexpectedMessage(frame.type.rawValue) }
+        let keys = frame.strings(.address)
+        let values = frame.strings(.nexthop)
+        guard keys.count == values.count else { throw .missingAttribute(key: IPCKey.nexthop.rawValue, type: frame.type.rawValue) }
+        return Dictionary(zip(keys, values), uniquingKeysWith: { first, _ in first })
+    }
+
     public static func errorFrame(_ text: String) -> IPCFrame {
         var f = IPCFrame(.error)
         f.add(.text, text)

@@ -23,6 +23,8 @@ public enum IPCMessageType: UInt16, Sendable {
     case aliasCheckRecipient = 0x0405
     case aliasCheckRecipientReply = 0x0406
     case aliasCheckSender = 0x0407
+    case aliasDomainTable = 0x0408
+    case aliasDomainTableReply = 0x0409
 
     // any service
     case error = 0xFF01

@@ -21,6 +21,9 @@ public struct HeaderRepair: Sendable {
     }
 
     let additions: Additions
+    /// domaintable rewriting of address fields (none when empty).
+    let rewriter: DomainRewriter
+    public private(set) var rewrittenHeaders = 0
     var inHeaders = true
     var partial: [UInt8] = []
     var currentName: String? = nil
@@ -34,8 +37,9 @@ public struct HeaderRepair: Sendable {
     /// passed on as body): memory stays bounded whatever a client sends.
     public static let maximumHeaderLine = 64 * 1024
 
-    public init(additions: Additions) {
+    public init(additions: Additions, rewriter: DomainRewriter = DomainRewriter(table: [:])) {
         self.additions = additions
+        self.rewriter = rewriter
     }
 
     public mutating func feed(_ input: UnsafeRawBufferPointer, into output: inout [UInt8]) {
@@ -96,7 +100,12 @@ public struct HeaderRepair: Sendable {
             if currentName == "message-id" && messageID == "" {
                 messageID = String(decoding: line, as: UTF8.self).trimming()
             }
-            output += line
+            if let name = currentName, DomainRewriter.addressFields.contains(name), let rewritten = rewriter.rewriteHeaderValue(line) {
+                output += rewritten
+                rewrittenHeaders += 1
+            } else {
+                output += line
+            }
             output.append(10)
             return
         }
@@ -119,7 +128,15 @@ public struct HeaderRepair: Sendable {
         case "received": receivedCount += 1
         default: break
         }
-        output += line
+        if DomainRewriter.addressFields.contains(lowered), !rewriter.isEmpty,
+           let colon = line.firstIndex(of: UInt8(ascii: ":")),
+           let rewritten = rewriter.rewriteHeaderValue(Array(line[(colon + 1)...])) {
+            output += line[...colon]
+            output += rewritten
+            rewrittenHeaders += 1
+        } else {
+            output += line
+        }
         output.append(10)
     }
 

@@ -114,3 +114,22 @@ def test_rebuilding_maps_while_mail_streams_in(make_mta):
     # The relayed copies wait in deferred/ (no remote delivery yet); no local
     # delivery failed.
     assert not re.search(r"relay=local, .*status=(bounced|deferred)", mta.log()), mta.log()[-3000:]
+
+
+def test_domaintable_rewrites_envelope_and_headers(make_mta):
+    mta = make_mta(start=False)
+    table = os.path.join(mta.etc, "domaintable")
+    with open(table, "w") as f:
+        f.write("old.example.test example.test\n")
+    mta.write_config(f"domaintable_map = {table}")
+    mta.start()
+    time.sleep(0.5)  # cleanup asks aliasd for the table as it starts
+    with mta.smtp() as client:
+        client.sendmail("jun@old.example.test", ["hkt-alice@old.example.test"],
+                        "From: Jun <jun@old.example.test>\r\nTo: hkt-alice@old.example.test, x@sub.old.example.test\r\n"
+                        "Subject: moved\r\n\r\nstill jun@old.example.test in the body\r\n")
+    data = mta.wait_mbox("hkt-alice", 1)
+    assert b"Return-Path: <jun@example.test>\n" in data
+    assert b"\nFrom: Jun <jun@example.test>\n" in data
+    assert b"\nTo: hkt-alice@example.test, x@sub.old.example.test\n" in data
+    assert b"still jun@old.example.test in the body" in data
