@@ -133,3 +133,46 @@ def test_domaintable_rewrites_envelope_and_headers(make_mta):
     assert b"\nFrom: Jun <jun@example.test>\n" in data
     assert b"\nTo: hkt-alice@example.test, x@sub.old.example.test\n" in data
     assert b"still jun@old.example.test in the body" in data
+
+
+def test_newaliases_refuses_a_broken_file_and_names_the_line(make_mta):
+    mta = make_mta(start=False)
+    aliases = os.path.join(mta.etc, "aliases")
+    with open(aliases, "w") as f:
+        f.write("good: root\nno colon here\nteam: hkt-alice,\n  hkt-bob\n")
+    env = dict(os.environ, HIKYAKU_CONFIG=mta.config)
+    newaliases = os.path.join(mta.root, "newaliases")
+    os.symlink(os.path.join(BIN, "sendmail"), newaliases)
+    result = subprocess.run([newaliases], env=env, capture_output=True, text=True)
+    assert result.returncode == 65
+    assert f"{aliases}: line 2: missing colon after the alias name" in result.stderr
+    assert not os.path.exists(aliases + ".db")
+    with open(aliases, "w") as f:
+        f.write("good: root\nteam: hkt-alice,\n  hkt-bob\n")
+    result = subprocess.run([os.path.join(BIN, "sendmail"), "-bi"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    # "root" is 4 bytes, "hkt-alice, hkt-bob" 18: 22 in all.
+    assert result.stdout == f"{aliases}: 2 aliases, longest 18 bytes, 22 bytes total\n"
+    dump = subprocess.run(["db5.3_dump", "-p", aliases + ".db"], capture_output=True, text=True).stdout
+    assert " team\\00\n hkt-alice, hkt-bob\\00\n" in dump and " @\\00\n @\\00\n" in dump
+
+
+def test_makemap_reports_what_sendmail_reports(tmp_path):
+    out = makemap("hash", str(tmp_path / "m"), stdin="a 1\nA 2\n  lead\nkeyonly\n")
+    assert out.returncode == 65
+    assert out.stderr == (f"makemap: {tmp_path}/m: line 2: key a: duplicate key\n"
+                          f"makemap: {tmp_path}/m: line 3: syntax error (leading space)\n"
+                          f"makemap: {tmp_path}/m: line 4: no RHS for LHS keyonly\n")
+    assert makemap("-r", "hash", str(tmp_path / "r"), stdin="a 1\na 2\n").returncode == 0
+    assert makemap("-u", "hash", str(tmp_path / "r")).stdout == "a\t2\n"
+    assert makemap("-N", "hash", str(tmp_path / "n"), stdin="postmaster root\n").returncode == 0
+    assert "postmaster\\00" in subprocess.run(["db5.3_dump", "-p", str(tmp_path / "n.db")], capture_output=True, text=True).stdout
+    os.makedirs(tmp_path / "ro")
+    os.chmod(tmp_path / "ro", 0o555)
+    denied = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                             os.path.join(BIN, "makemap"), "hash", str(tmp_path / "ro" / "m")],
+                            input="a 1\n", capture_output=True, text=True)
+    assert denied.returncode == 73, denied.stderr
+    assert "makemap: error opening type hash map" in denied.stderr
+    assert makemap("-l").stdout == "hash\nbtree\n"
+    assert makemap("dbm", "x").returncode == 64
