@@ -80,7 +80,7 @@ struct Explain: ParsableCommand {
                 }
                 return targets
             },
-            include: { path in
+            include: { path, _ in
                 guard let bytes = try? FileIO.readFile(path, limit: 4 << 20) else {
                     return .failure(.init("Cannot open \(path): No such file or directory"))
                 }

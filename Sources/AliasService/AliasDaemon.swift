@@ -78,14 +78,14 @@ public final class AliasDaemon: @unchecked Sendable {
         guard force || fresh != stamps else { return }
         stamps = fresh
         let logger = self.logger
-        decisions.tables = MapLoader.routingTables(configuration) { logger.warning("\($0)") }
+        decisions.tables = MapLoader.routingTables(configuration, previous: decisions.tables) { logger.warning("\($0)") }
         decisions.aliases = loadAliases()
         if !force { logger.info("maps changed; reloaded") }
     }
 
     func loadAliases() -> AliasFile {
         let path = configuration.string("alias_file")
-        let table = MapLoader.load(name: "aliases", sourcePath: path) { _ in }
+        let table = MapLoader.load(name: "aliases", sourcePath: path) { _ in } ?? MapTable(name: "aliases", path: path)
         if table.path.hasSuffix(".db") {
             let file = AliasFile(databaseEntries: table.entries.map { ($0.key, $0.value.value) })
             logger.info("\(table.path): \(file.entries.count) aliases loaded")

@@ -49,8 +49,10 @@ public struct RecipientDecisions: Sendable {
             return (AliasProtocol.Resolution(routeClass: exists ? .local : .unknownLocal, localUser: user,
                                              mailer: "local", user: user), traced.steps)
         case "*error*":
+            // The text keeps a reply code the map gave (551, 553...).
+            let text = triple.user.hasPrefix("\"") ? (triple.errorText ?? triple.user) : triple.user
             return (AliasProtocol.Resolution(routeClass: .error, mailer: triple.mailer, user: triple.user,
-                                             status: triple.errorStatus, text: triple.errorText ?? triple.user), traced.steps)
+                                             status: triple.errorStatus, text: text), traced.steps)
         default:
             return (AliasProtocol.Resolution(routeClass: .remote, nexthop: triple.host ?? "", mailer: triple.mailer,
                                              user: triple.user), traced.steps)

@@ -26,6 +26,15 @@ public enum IPCMessageType: UInt16, Sendable {
     case aliasDomainTable = 0x0408
     case aliasDomainTableReply = 0x0409
 
+    // pickup (public/pickup): a wake-up, and the maildrop file's envelope
+    case pickupWake = 0x0501
+    case maildropEnvelope = 0x0502
+
+    // showq (public/showq): the queue listing for mailq
+    case showqList = 0x0601
+    case showqEntry = 0x0602
+    case showqEnd = 0x0603
+
     // any service
     case error = 0xFF01
 }

@@ -16,7 +16,9 @@ extension LocalDeliveryAgent {
         let owner: uid_t?
         switch source {
         case .forward(let user):
-            return PasswdEntry.lookup(name: user)
+            // root's own .forward runs as default_privs too.
+            if let entry = PasswdEntry.lookup(name: user), entry.uid != 0 { return entry }
+            owner = 0
         case .aliases:
             owner = FileIO.stat(context.configuration.string("alias_file"))?.st_uid
         case .include(let path):
@@ -35,14 +37,28 @@ extension LocalDeliveryAgent {
         return nil
     }
 
-    func readIncludeFile(_ path: String) -> Result<[String], AliasExpansion.ListFileError> {
-        if let problem = Self.safeListFile(path) { return .failure(problem) }
-        do {
-            let text = String(decoding: try FileIO.readFile(path, limit: 4 << 20), as: UTF8.self)
-            return .success(AliasExpansion.targets(inListFile: text))
-        } catch {
-            return .failure(AliasExpansion.ListFileError("Cannot open \(path): \(String(cString: strerror(error.errno)))"))
+    /// An include file, read with the authority of whoever named it (the
+    /// aliases file's owner, or nobody for root's; a .forward's user), so a
+    /// user cannot have local read a file they could not read themselves.
+    func readIncludeFile(_ path: String, source: AliasExpansion.Source) -> Result<[String], AliasExpansion.ListFileError> {
+        let read: () -> Result<[String], AliasExpansion.ListFileError> = {
+            if let problem = Self.safeListFile(path) { return .failure(problem) }
+            do throws(SystemError) {
+                let text = String(decoding: try FileIO.readFile(path, limit: 4 << 20), as: UTF8.self)
+                return .success(AliasExpansion.targets(inListFile: text))
+            } catch {
+                return .failure(AliasExpansion.ListFileError("Cannot open \(path): \(String(cString: strerror(error.errno)))"))
+            }
         }
+        guard context.privilegeSeparated else { return read() }
+        // An include inside an include is read as the reader of the outer one.
+        let reader: AliasExpansion.Source
+        if case .include = source { reader = .aliases } else { reader = source }
+        guard let identity = identity(for: reader) else {
+            return .failure(AliasExpansion.ListFileError("Cannot open \(path): no user to read it as"))
+        }
+        return (try? Privilege.withEffectiveIdentity(identity.identity, read))
+            ?? .failure(AliasExpansion.ListFileError("Cannot open \(path): cannot become \(identity.name)"))
     }
 
     /// ~user/.forward, read as the user; ignored (with a warning) unless it

@@ -349,7 +349,7 @@ public final class LocalDeliveryAgent {
     func expansion() -> AliasExpansion {
         AliasExpansion(
             aliases: { try self.lookupAlias($0) },
-            include: { self.readIncludeFile($0) },
+            include: { self.readIncludeFile($0, source: $1) },
             forward: { self.readForwardFile(of: $0) },
             userExists: { PasswdEntry.lookup(name: $0) != nil },
             route: { self.route($0) })

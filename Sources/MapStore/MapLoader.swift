@@ -10,7 +10,9 @@ import SendmailRules
 /// is at least as new as its text source; when the source is newer the text
 /// is used and a warning says to run makemap.
 public enum MapLoader {
-    public static func load(name: String, sourcePath: String, warn: (String) -> Void) -> MapTable {
+    /// nil when the map exists but cannot be read (the caller keeps what it
+    /// had: a map must not silently become empty).
+    public static func load(name: String, sourcePath: String, warn: (String) -> Void) -> MapTable? {
         let dbPath = sourcePath + ".db"
         let source = FileIO.stat(sourcePath)
         let compiled = FileIO.stat(dbPath)
@@ -20,7 +22,8 @@ public enum MapLoader {
                 do {
                     return try loadDatabase(name: name, path: dbPath)
                 } catch {
-                    warn("\(dbPath): \(error); using \(sourcePath)")
+                    warn("\(error)")
+                    return nil
                 }
             } else {
                 warn("\(dbPath) is older than \(sourcePath); using the text file (run makemap to rebuild it)")
@@ -40,7 +43,7 @@ public enum MapLoader {
             return table
         } catch {
             warn("\(error)")
-            return MapTable(name: name, path: sourcePath)
+            return nil
         }
     }
 
@@ -51,7 +54,8 @@ public enum MapLoader {
         defer { database.close() }
         var entries: [String: MapTable.Entry] = [:]
         for (key, value) in try database.entries() {
-            let k = String(decoding: key.last == 0 ? key.dropLast() : key[...], as: UTF8.self)
+            // Lookups fold case, so keys do too (a map built with -f still matches).
+            let k = String(decoding: key.last == 0 ? key.dropLast() : key[...], as: UTF8.self).lowercased()
             let v = String(decoding: value.last == 0 ? value.dropLast() : value[...], as: UTF8.self)
             if entries[k] == nil { entries[k] = MapTable.Entry(value: v, line: 0) }
         }
@@ -77,7 +81,8 @@ public enum MapLoader {
     }
 
     /// The routing tables a configuration names.
-    public static func routingTables(_ configuration: Configuration, warn: (String) -> Void) -> RoutingTables {
+    public static func routingTables(_ configuration: Configuration, previous: RoutingTables? = nil,
+                                     warn: (String) -> Void) -> RoutingTables {
         let hostname = configuration.string("myhostname")
         var sources: [String: String] = [:]
         var local = RoutingTables.defaultLocalNames(hostname: hostname)
@@ -90,10 +95,14 @@ public enum MapLoader {
         return RoutingTables(
             localDomains: local, relayDomains: relay,
             virtualDomains: Set(configuration.list("virtuser_domains").map { $0.lowercased() }),
-            access: load(name: "access", sourcePath: configuration.string("access_map"), warn: warn),
-            virtusertable: load(name: "virtusertable", sourcePath: configuration.string("virtusertable_map"), warn: warn),
-            mailertable: load(name: "mailertable", sourcePath: configuration.string("mailertable_map"), warn: warn),
-            domaintable: load(name: "domaintable", sourcePath: configuration.string("domaintable_map"), warn: warn),
+            access: load(name: "access", sourcePath: configuration.string("access_map"), warn: warn)
+                ?? previous?.access ?? .empty("access"),
+            virtusertable: load(name: "virtusertable", sourcePath: configuration.string("virtusertable_map"), warn: warn)
+                ?? previous?.virtusertable ?? .empty("virtusertable"),
+            mailertable: load(name: "mailertable", sourcePath: configuration.string("mailertable_map"), warn: warn)
+                ?? previous?.mailertable ?? .empty("mailertable"),
+            domaintable: load(name: "domaintable", sourcePath: configuration.string("domaintable_map"), warn: warn)
+                ?? previous?.domaintable ?? .empty("domaintable"),
             classSources: sources)
     }
 

@@ -354,7 +354,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let protocolName = envelope.esmtp ? "ESMTP" : "SMTP"
         let begin = CleanupProtocol.Begin(
             origin: .smtp, sender: senderText(envelope), recipients: recipients,
-            clientName: identity.name, clientAddress: identity.address, heloName: envelope.heloName,
+            clientName: identity.resolve == .ok ? identity.name : "unknown", clientAddress: identity.address,
+            heloName: envelope.heloName,
             protocolName: protocolName, bodyType: envelope.bodyType?.rawValue ?? "")
         if cleanup == nil {
             cleanup = LazyIPCClient(path: server.cleanupPath, eventLoop: context.eventLoop)
@@ -382,7 +383,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                         self.dataOutput.removeAll(keepingCapacity: true)
                         let date = WallClock.localTime(WallClock.seconds()).rfc5322
                         let received = ReceivedHeader.text(
-                            heloName: envelope.heloName, clientName: self.identity.name,
+                            heloName: envelope.heloName,
+                            clientName: self.identity.name.hasPrefix("[") || self.identity.resolve != .ok ? "unknown" : self.identity.name,
                             clientAddress: self.identity.address, hostname: self.server.hostname,
                             protocolName: protocolName, queueID: id, recipients: recipients, date: date)
                         self.dataOutput.append(contentsOf: Array(received.utf8))

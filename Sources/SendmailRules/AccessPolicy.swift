@@ -118,15 +118,16 @@ public struct AccessPolicy: Sendable {
         return nil
     }
 
-    /// An e-mail address: `user@domain`, then the domain and its parents,
-    /// then `user@`.
+    /// An e-mail address in sendmail's SearchList order: `user@domain`,
+    /// then `user@`, then the domain and its parents.
     func lookupMailbox(_ parts: SendmailAddress.Parts, tag: String, untagged: Bool, steps: inout [String]) -> MapHit? {
         guard !access.isEmpty, let domain = parts.domain else { return nil }
         let local = SendmailAddress.dequote(parts.local)
         let (hit, stop) = lookup("\(local)@\(RoutingTables.normalized(domain))", tag: tag, untagged: untagged, steps: &steps)
         if stop { return hit }
-        if let hit = lookupDomain(domain, tag: tag, untagged: untagged, steps: &steps) { return hit }
-        return lookup("\(local)@", tag: tag, untagged: untagged, steps: &steps).0
+        let (userHit, userStop) = lookup("\(local)@", tag: tag, untagged: untagged, steps: &steps)
+        if userStop { return userHit }
+        return lookupDomain(domain, tag: tag, untagged: untagged, steps: &steps)
     }
 
     /// What an access value means as a decision.

@@ -64,13 +64,13 @@ public struct AliasExpansion {
     }
 
     let aliases: (String) throws -> [String]?
-    let include: (String) -> Result<[String], ListFileError>
+    let include: (String, Source) -> Result<[String], ListFileError>
     let forward: (String) -> [String]?
     let userExists: (String) -> Bool
     let route: (String) -> MailerTriple
 
     public init(aliases: @escaping (String) throws -> [String]?,
-                include: @escaping (String) -> Result<[String], ListFileError>,
+                include: @escaping (String, Source) -> Result<[String], ListFileError>,
                 forward: @escaping (String) -> [String]?,
                 userExists: @escaping (String) -> Bool,
                 route: @escaping (String) -> MailerTriple) {
@@ -176,7 +176,8 @@ public struct AliasExpansion {
         }
         if target.lowercasedASCII.hasPrefix(":include:") {
             let path = String(target.dropFirst(9)).trimming()
-            switch include(path) {
+            // Read with the authority of whoever named the file.
+            switch include(path, source) {
             case .success(let members):
                 if chain.contains(":include:" + path) {
                     state.loop = (chain + [":include:" + path]).joined(separator: " -> ")

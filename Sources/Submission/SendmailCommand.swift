@@ -167,7 +167,7 @@ enum AddressVerifier {
         let router = decisions.router
         let expansion = AliasExpansion(
             aliases: { decisions.expand($0) },
-            include: { path in
+            include: { path, _ in
                 guard let bytes = try? FileIO.readFile(path, limit: 4 << 20) else {
                     return .failure(.init("Cannot open \(path): No such file or directory"))
                 }
@@ -213,7 +213,7 @@ enum AddressVerifier {
 public enum AliasLoading {
     public static func load(_ configuration: Configuration, warn: (String) -> Void) -> AliasFile {
         let path = configuration.string("alias_file")
-        let table = MapLoader.load(name: "aliases", sourcePath: path) { _ in }
+        let table = MapLoader.load(name: "aliases", sourcePath: path) { _ in } ?? MapTable(name: "aliases", path: path)
         if table.path.hasSuffix(".db") {
             return AliasFile(databaseEntries: table.entries.map { ($0.key, $0.value.value) })
         }
@@ -243,7 +243,13 @@ enum NewAliases {
             io.error("newaliases: \(path) not rebuilt: \(errors.count) error\(errors.count == 1 ? "" : "s")")
             return SendmailCommand.exDataErr
         }
-        let entries = file.entries.keys.sorted().map { (name: $0, value: file.entries[$0]!.joined(separator: ", ")) }
+        // Targets with commas, spaces or quotes are quoted again, so the
+        // database splits back into exactly the same targets.
+        func quoted(_ target: String) -> String {
+            guard target.contains(where: { $0 == "," || $0 == " " || $0 == "\"" || $0 == "\t" }) else { return target }
+            return "\"" + target.replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        let entries = file.entries.keys.sorted().map { (name: $0, value: file.entries[$0]!.map(quoted).joined(separator: ", ")) }
         let result = AliasDatabase.write(entries, to: path + ".db")
         switch result {
         case .success(let summary):

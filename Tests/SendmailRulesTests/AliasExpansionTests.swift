@@ -24,7 +24,7 @@ struct AliasExpansionTests {
         let router = Router(tables: tables)
         return AliasExpansion(
             aliases: { self.aliases[$0] },
-            include: { path in self.files[path].map { .success($0) } ?? .failure(.init("Cannot open \(path): No such file or directory")) },
+            include: { path, _ in self.files[path].map { .success($0) } ?? .failure(.init("Cannot open \(path): No such file or directory")) },
             forward: { $0 == "fwd" ? ["jun", "\\fwd"] : nil },
             userExists: { self.users.contains($0) },
             route: { router.route($0).value })
