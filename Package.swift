@@ -20,6 +20,9 @@ let package = Package(
         .executable(name: "qmgr", targets: ["qmgr"]),
         .executable(name: "local", targets: ["local"]),
         .executable(name: "aliasd", targets: ["aliasd"]),
+        .executable(name: "pickup", targets: ["pickup"]),
+        .executable(name: "showq", targets: ["showq"]),
+        .executable(name: "hikyaku-drop", targets: ["hikyaku-drop"]),
         .executable(name: "hikyaku", targets: ["hikyaku"]),
         .executable(name: "makemap", targets: ["makemap"]),
         .executable(name: "sendmail", targets: ["sendmail"]),
@@ -59,6 +62,8 @@ let package = Package(
         .target(name: "QueueManager", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
         .target(name: "LocalDelivery", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "CShims", "SendmailRules"]),
         .target(name: "AliasService", dependencies: ["HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "SendmailRules", "MapStore"] + nio),
+        .target(name: "QueueInspection", dependencies: ["HikyakuSystem", "HikyakuConfig", "QueueFormat", "MailCore", "HikyakuIPC", "DaemonSkeleton"] + nio),
+        .target(name: "Pickup", dependencies: ["HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "MailCore"] + nio),
         .target(name: "Master", dependencies: ["HikyakuSystem", "HikyakuConfig", "MailCore", "CShims"]),
 
         // Thin executables.
@@ -68,14 +73,17 @@ let package = Package(
         .executableTarget(name: "qmgr", dependencies: ["QueueManager"]),
         .executableTarget(name: "local", dependencies: ["LocalDelivery"]),
         .executableTarget(name: "aliasd", dependencies: ["AliasService"]),
+        .executableTarget(name: "pickup", dependencies: ["Pickup"]),
+        .executableTarget(name: "showq", dependencies: ["QueueInspection"]),
+        .executableTarget(name: "hikyaku-drop", dependencies: ["Submission", "HikyakuSystem"]),
         .target(name: "Administration", dependencies: [
             "HikyakuSystem", "HikyakuConfig", "QueueFormat", "SendmailRules", "MapStore", "AliasService", "Submission",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "hikyaku", dependencies: ["Administration"]),
         .executableTarget(name: "makemap", dependencies: ["MapStore", "HikyakuSystem"]),
-        .target(name: "Submission", dependencies: ["AliasService", "MapStore", "SendmailRules", "HikyakuSystem", "HikyakuConfig", "MailCore"]),
-        .executableTarget(name: "sendmail", dependencies: ["Submission"]),
+        .target(name: "Submission", dependencies: ["AliasService", "MapStore", "SendmailRules", "HikyakuSystem", "HikyakuConfig", "MailCore", "HikyakuIPC", "QueueInspection", "SMTPProtocol"]),
+        .executableTarget(name: "sendmail", dependencies: ["Submission", "HikyakuSystem"]),
 
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),

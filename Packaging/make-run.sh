@@ -14,6 +14,8 @@ mkdir -p "$run/etc" "$run/mail"
 chmod 755 "$run" "$run/etc"
 if [ "$(id -u)" = 0 ]; then
     "$top/Packaging/create-users.sh"
+    # The maildrop helper is setgid hikyaku-drop, as the package installs it.
+    chgrp hikyaku-drop "$bin/hikyaku-drop" && chmod 2755 "$bin/hikyaku-drop"
     chown root:mail "$run/mail"
     chmod 2775 "$run/mail"
 else

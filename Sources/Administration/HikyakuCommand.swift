@@ -152,7 +152,8 @@ struct Check: ParsableCommand {
             problems.append("mail_owner \(owner) must not be root")
         }
         let directory = config.string("daemon_directory")
-        for program in ["master", "smtpd", "cleanup", "qmgr", "local", "aliasd"] where access(directory + "/" + program, X_OK) != 0 {
+        for program in ["master", "smtpd", "cleanup", "qmgr", "local", "aliasd", "pickup", "showq", "hikyaku-drop"]
+            where access(directory + "/" + program, X_OK) != 0 {
             problems.append("\(directory)/\(program) is missing or not executable")
         }
         let spool = SpoolLayout(root: config.string("queue_directory"))
@@ -162,8 +163,10 @@ struct Check: ParsableCommand {
                     problems.append("\(spool.directory(queue)) is missing (the master creates it)")
                     continue
                 }
-                if Privilege.isRoot && (st.st_uid != entry.uid || st.st_mode & 0o777 != 0o700) {
-                    problems.append("\(spool.directory(queue)) should be owned by \(owner) with mode 0700")
+                // maildrop/ is the setgid helper's way in: 1730, as Postfix's.
+                let wanted: mode_t = queue == .maildrop ? 0o1730 : 0o700
+                if Privilege.isRoot && (st.st_uid != entry.uid || st.st_mode & 0o7777 != wanted) {
+                    problems.append("\(spool.directory(queue)) should be owned by \(owner) with mode \(String(wanted, radix: 8))")
                 }
             }
             let corrupt = (try? FileIO.listDirectory(spool.directory(.corrupt)).count) ?? 0

@@ -41,6 +41,8 @@ public final class AliasDaemon: @unchecked Sendable {
     let configuration: Configuration
     let logger: Logger
     var decisions: RecipientDecisions
+    /// trusted-users (sendmail's class t): may set another sender.
+    var trustedUsers: Set<String> = []
     var stamps: [String: FileStamp?] = [:]
     var lastCheck = 0.0
 
@@ -80,6 +82,7 @@ public final class AliasDaemon: @unchecked Sendable {
         let logger = self.logger
         decisions.tables = MapLoader.routingTables(configuration, previous: decisions.tables) { logger.warning("\($0)") }
         decisions.aliases = loadAliases()
+        trustedUsers = Set(MapLoader.loadClass(path: configuration.string("trusted_users_file")).keys)
         if !force { logger.info("maps changed; reloaded") }
     }
 
@@ -123,6 +126,13 @@ public final class AliasDaemon: @unchecked Sendable {
             let (verdict, steps) = frame.type == .aliasCheckSender ? decisions.checkSender(request) : decisions.check(request)
             for step in steps { logger.debug("check \(request.recipient): \(step)") }
             return verdict.frame(explanation: steps)
+        case .aliasUser:
+            guard let uid = frame.int(.size), uid >= 0 else { return AliasProtocol.errorFrame("user request without uid") }
+            guard let entry = PasswdEntry.lookup(uid: uid_t(uid)) else {
+                return AliasProtocol.User(name: "#\(uid)", trusted: false).frame
+            }
+            let trusted = entry.uid == 0 || entry.name == configuration.string("mail_owner") || trustedUsers.contains(entry.name.lowercased())
+            return AliasProtocol.User(name: entry.name, trusted: trusted).frame
         case .aliasDomainTable:
             return AliasProtocol.domainTableReply(decisions.tables.domaintable.entries.mapValues(\.value))
         default:

@@ -48,20 +48,35 @@ final class CleanupTransaction {
         repair = HeaderRepair(additions: HeaderRepair.Additions(
             messageID: "<\(local.compactStamp).\(queueID)@\(hostname)>",
             date: local.rfc5322,
-            from: begin.origin == .local ? (begin.sender.isEmpty ? "MAILER-DAEMON" : begin.sender) : nil),
-            rewriter: rewriter)
+            from: begin.origin == .local ? Self.fromField(sender: begin.sender, fullName: begin.fullName) : nil),
+            rewriter: rewriter, removeBcc: begin.removeBcc)
 
         // domaintable rewrites the sender as well as the header fields.
         var envelope = QueueEnvelope(arrivalSeconds: seconds, arrivalMicroseconds: microseconds,
                                      sender: rewriter.rewriteAddress(begin.sender),
-                                     recipients: begin.recipients.map { QueueRecipient(address: $0) })
+                                     recipients: begin.recipients.map {
+                                         QueueRecipient(address: $0, notify: NotifyFlags.parse(begin.notify) ?? 0)
+                                     })
         envelope[info: .origin] = begin.origin.rawValue
         if !begin.clientName.isEmpty { envelope[info: .clientName] = begin.clientName }
         if !begin.clientAddress.isEmpty { envelope[info: .clientAddress] = begin.clientAddress }
         if !begin.heloName.isEmpty { envelope[info: .heloName] = begin.heloName }
         if !begin.protocolName.isEmpty { envelope[info: .protocolName] = begin.protocolName }
         if !begin.bodyType.isEmpty { envelope[info: .bodyType] = begin.bodyType }
+        if !begin.ret.isEmpty { envelope[info: .dsnRet] = begin.ret.uppercased() }
+        if !begin.envid.isEmpty { envelope[info: .dsnEnvid] = begin.envid }
+        if !begin.submitter.isEmpty { envelope[info: .submitter] = begin.submitter }
         pending = writer.envelope(envelope)
+    }
+
+    /// `From: Full Name <user@host>` for -F, quoted when the name needs it.
+    static func fromField(sender: String, fullName: String) -> String {
+        let address = sender.isEmpty ? "MAILER-DAEMON" : sender
+        let name = fullName.filter { $0 != "\r" && $0 != "\n" }
+        guard !name.isEmpty else { return address }
+        let plain = name.allSatisfy { $0.isLetter || $0.isNumber || $0 == " " || "!#$%&'*+-/=?^_`{|}~".contains($0) }
+        let phrase = plain ? name : "\"" + name.replacingOccurrences("\\", "\\\\").replacingOccurrences("\"", "\\\"") + "\""
+        return "\(phrase) <\(address)>"
     }
 
     func append(_ bytes: [UInt8]) {
@@ -118,5 +133,18 @@ final class CleanupTransaction {
         guard !closed else { return }
         closed = true
         FileIO.close(fd)
+    }
+}
+
+extension String {
+    func replacingOccurrences(_ target: String, _ replacement: String) -> String {
+        var out = ""
+        var rest = Substring(self)
+        while let range = rest.firstRange(of: target) {
+            out += rest[..<range.lowerBound]
+            out += replacement
+            rest = rest[range.upperBound...]
+        }
+        return out + rest
     }
 }

@@ -35,6 +35,8 @@ extension ConfigParameter {
             "Where the master finds smtpd, cleanup, qmgr, local and aliasd."),
         ConfigParameter("mail_owner", "hikyaku", .string,
             "The unprivileged user that owns the queue and runs every daemon except master and local."),
+        ConfigParameter("setgid_group", "hikyaku-drop", .string,
+            "The group of the setgid hikyaku-drop helper, which alone may write to maildrop/ and wake pickup."),
         ConfigParameter("maillog_file", "", .path,
             "Write the mail log to this file instead of syslog's mail facility; /dev/stderr is allowed."),
         ConfigParameter("syslog_name", "hikyaku", .string,

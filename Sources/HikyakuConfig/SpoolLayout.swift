@@ -25,17 +25,27 @@ public struct SpoolLayout: Sendable, Equatable {
         case maildrop
     }
 
+    /// Services in private/ (only hikyaku's programs reach them).
     public enum Service: String, Sendable, CaseIterable {
         case cleanup, qmgr, local, aliasd
     }
 
-    func join(_ name: String) -> String { root == "/" ? "/" + name : root + "/" + name }
+    /// Services in public/, reached by the sendmail command: pickup through
+    /// the setgid hikyaku-drop helper, showq by anyone (mailq).
+    public enum PublicService: String, Sendable, CaseIterable {
+        case pickup, showq
+    }
+
+    public func join(_ name: String) -> String { root == "/" ? "/" + name : root + "/" + name }
 
     public func directory(_ queue: Queue) -> String { join(queue.rawValue) }
     public func file(_ queue: Queue, _ name: String) -> String { join(queue.rawValue + "/" + name) }
     public var privateDirectory: String { join("private") }
     public var publicDirectory: String { join("public") }
     public var pidDirectory: String { join("pid") }
+    /// defer/ID: why each recipient of a deferred message is waiting.
+    public var deferDirectory: String { join("defer") }
     public func socket(_ service: Service) -> String { join("private/" + service.rawValue) }
     public var masterPIDFile: String { join("pid/master.pid") }
+    public func socket(_ service: PublicService) -> String { join("public/" + service.rawValue) }
 }

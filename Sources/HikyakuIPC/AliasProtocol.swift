@@ -201,6 +201,37 @@ public enum AliasProtocol {
         return Dictionary(zip(keys, values), uniquingKeysWith: { first, _ in first })
     }
 
+    /// A submitter, by uid: the login name, and whether they may set
+    /// another sender with -f (root, the mail owner, trusted-users).
+    public struct User: Equatable, Sendable {
+        public var name: String
+        public var trusted: Bool
+
+        public init(name: String, trusted: Bool) {
+            self.name = name
+            self.trusted = trusted
+        }
+
+        public static func request(uid: Int) -> IPCFrame {
+            var f = IPCFrame(.aliasUser)
+            f.add(.size, uid)
+            return f
+        }
+
+        public var frame: IPCFrame {
+            var f = IPCFrame(.aliasUserReply)
+            f.add(.localUser, name)
+            f.add(.found, trusted)
+            return f
+        }
+
+        public init(frame: IPCFrame) throws(IPCError) {
+            guard frame.type == .aliasUserReply else { throw .unexpectedMessage(frame.type.rawValue) }
+            name = try frame.require(.localUser)
+            trusted = frame.bool(.found) ?? false
+        }
+    }
+
     public static func errorFrame(_ text: String) -> IPCFrame {
         var f = IPCFrame(.error)
         f.add(.text, text)

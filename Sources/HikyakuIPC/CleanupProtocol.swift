@@ -34,6 +34,16 @@ public enum CleanupProtocol {
         public var heloName: String
         public var protocolName: String
         public var bodyType: String
+        /// Local submissions (-t): remove Bcc header fields.
+        public var removeBcc = false
+        /// Local submissions (-F): the name for a From: field that is added.
+        public var fullName = ""
+        /// DSN (RFC 3461): NOTIFY for every recipient, RET, ENVID.
+        public var notify = ""
+        public var ret = ""
+        public var envid = ""
+        /// Local submissions: the submitting user's uid.
+        public var submitter = ""
 
         public init(origin: Origin, sender: String, recipients: [String], clientName: String = "",
                     clientAddress: String = "", heloName: String = "", protocolName: String = "",
@@ -58,6 +68,12 @@ public enum CleanupProtocol {
             f.add(.heloName, heloName)
             f.add(.protocolName, protocolName)
             f.add(.bodyType, bodyType)
+            if removeBcc { f.add(.found, true) }
+            if !fullName.isEmpty { f.add(.text, fullName) }
+            if !notify.isEmpty { f.add(.notify, notify) }
+            if !ret.isEmpty { f.add(.statusWord, ret) }
+            if !envid.isEmpty { f.add(.messageID, envid) }
+            if !submitter.isEmpty { f.add(.localUser, submitter) }
             return f
         }
 
@@ -74,6 +90,12 @@ public enum CleanupProtocol {
             heloName = frame.string(.heloName) ?? ""
             protocolName = frame.string(.protocolName) ?? ""
             bodyType = frame.string(.bodyType) ?? ""
+            removeBcc = frame.bool(.found) ?? false
+            fullName = frame.string(.text) ?? ""
+            notify = frame.string(.notify) ?? ""
+            ret = frame.string(.statusWord) ?? ""
+            envid = frame.string(.messageID) ?? ""
+            submitter = frame.string(.localUser) ?? ""
         }
     }
 

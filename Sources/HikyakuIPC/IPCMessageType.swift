@@ -10,6 +10,8 @@ public enum IPCMessageType: UInt16, Sendable {
 
     // qmgr (private/qmgr)
     case qmgrQueued = 0x0201
+    /// sendmail -q, hikyaku queue flush: try every deferred message now.
+    case qmgrFlush = 0x0202
 
     // local (private/local)
     case localDeliver = 0x0301
@@ -25,6 +27,9 @@ public enum IPCMessageType: UInt16, Sendable {
     case aliasCheckSender = 0x0407
     case aliasDomainTable = 0x0408
     case aliasDomainTableReply = 0x0409
+    /// pickup: who is uid N, and may they set another sender?
+    case aliasUser = 0x040A
+    case aliasUserReply = 0x040B
 
     // pickup (public/pickup): a wake-up, and the maildrop file's envelope
     case pickupWake = 0x0501

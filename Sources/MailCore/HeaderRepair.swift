@@ -37,9 +37,14 @@ public struct HeaderRepair: Sendable {
     /// passed on as body): memory stays bounded whatever a client sends.
     public static let maximumHeaderLine = 64 * 1024
 
-    public init(additions: Additions, rewriter: DomainRewriter = DomainRewriter(table: [:])) {
+    /// Bcc header fields are dropped (sendmail -t).
+    let removeBcc: Bool
+    var skippingField = false
+
+    public init(additions: Additions, rewriter: DomainRewriter = DomainRewriter(table: [:]), removeBcc: Bool = false) {
         self.additions = additions
         self.rewriter = rewriter
+        self.removeBcc = removeBcc
     }
 
     public mutating func feed(_ input: UnsafeRawBufferPointer, into output: inout [UInt8]) {
@@ -97,6 +102,7 @@ public struct HeaderRepair: Sendable {
             return
         }
         if HeaderField.isContinuation(line), currentName != nil {
+            if skippingField { return }
             if currentName == "message-id" && messageID == "" {
                 messageID = String(decoding: line, as: UTF8.self).trimming()
             }
@@ -117,6 +123,8 @@ public struct HeaderRepair: Sendable {
         }
         let lowered = name.asciiLowercased()
         currentName = lowered
+        skippingField = removeBcc && lowered == "bcc"
+        if skippingField { return }
         switch lowered {
         case "message-id":
             sawMessageID = true

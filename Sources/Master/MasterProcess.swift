@@ -46,6 +46,8 @@ public final class MasterProcess {
     let configPath: String?
     var spool: SpoolLayout
     var owner: PasswdEntry?
+    /// The setgid helper's group (setgid_group).
+    var dropGroup: gid_t?
     var sink: LogSink
     var definitions: [ServiceDefinition] = []
     var listeners: [ServiceDefinition.Listener: Int32] = [:]
@@ -104,8 +106,14 @@ public final class MasterProcess {
                                   reason: "\(name) must be an existing user other than root (see Packaging/create-users.sh)")
             }
             owner = entry
+            let group = configuration.string("setgid_group")
+            guard let gid = GroupEntry.gid(named: group) else {
+                throw ConfigError(file: configuration.path, line: configuration.line(of: "setgid_group"), key: "setgid_group",
+                                  reason: "group \(group) does not exist (see Packaging/create-users.sh)")
+            }
+            dropGroup = gid
         }
-        try SpoolPreparer.prepare(spool: spool, owner: owner)
+        try SpoolPreparer.prepare(spool: spool, owner: owner, dropGroup: dropGroup)
         try lockPIDFile()
         SpoolPreparer.removeTemporaryFiles(spool: spool)
         devNull = try ProcessSpawner.moveAbove(try FileIO.open("/dev/null", O_RDWR))
@@ -167,6 +175,11 @@ public final class MasterProcess {
                 let path = spool.socket(service)
                 fd = try Sockets.listenUnix(path, mode: 0o600)
                 if let owner { try FileIO.chown(path, uid: owner.uid, gid: owner.gid) }
+            case .publicUnix(let service):
+                // pickup: the setgid helper's group only; showq: anyone (mailq).
+                let path = spool.socket(service)
+                fd = try Sockets.listenUnix(path, mode: service == .pickup ? 0o660 : 0o666)
+                if let owner { try FileIO.chown(path, uid: owner.uid, gid: dropGroup ?? owner.gid) }
             }
             listeners[listener] = try ProcessSpawner.moveAbove(fd)
         }

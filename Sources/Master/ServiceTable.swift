@@ -8,6 +8,8 @@ public struct ServiceDefinition: Equatable, Sendable {
         case tcp(String)
         /// A Unix socket in private/.
         case unix(SpoolLayout.Service)
+        /// A Unix socket in public/.
+        case publicUnix(SpoolLayout.PublicService)
     }
 
     /// The program name: the executable in `daemon_directory` and the log tag.
@@ -32,6 +34,8 @@ public struct ServiceDefinition: Equatable, Sendable {
                               listeners: [.unix(.local)], singleton: false),
             ServiceDefinition(program: "cleanup", processes: 1, listeners: [.unix(.cleanup)], singleton: false),
             ServiceDefinition(program: "qmgr", processes: 1, listeners: [.unix(.qmgr)], singleton: true),
+            ServiceDefinition(program: "pickup", processes: 1, listeners: [.publicUnix(.pickup)], singleton: true),
+            ServiceDefinition(program: "showq", processes: 1, listeners: [.publicUnix(.showq)], singleton: false),
             ServiceDefinition(program: "smtpd", processes: max(1, configuration.integer("smtpd_process_limit")),
                               listeners: configuration.list("smtpd_listen").map { .tcp($0) }, singleton: false),
         ]

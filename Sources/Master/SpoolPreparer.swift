@@ -8,7 +8,7 @@ import HikyakuSystem
 /// Debian package's postinst and `hikyaku check` will; copies the few /etc
 /// files a chrooted program needs for name service.
 enum SpoolPreparer {
-    static func prepare(spool: SpoolLayout, owner: PasswdEntry?) throws {
+    static func prepare(spool: SpoolLayout, owner: PasswdEntry?, dropGroup: gid_t?) throws {
         try FileIO.makeDirectory(spool.root, mode: 0o755)
         let uid = owner?.uid ?? geteuid()
         let gid = owner?.gid ?? getegid()
@@ -18,10 +18,21 @@ enum SpoolPreparer {
             if owner != nil { try FileIO.chown(path, uid: uid, gid: gid) }
             try FileIO.chmod(path, 0o700)
         }
-        for (path, mode) in [(spool.privateDirectory, mode_t(0o700)), (spool.publicDirectory, mode_t(0o710))] {
-            try FileIO.makeDirectory(path, mode: mode)
-            if owner != nil { try FileIO.chown(path, uid: uid, gid: gid) }
-            try FileIO.chmod(path, mode)
+        try FileIO.makeDirectory(spool.deferDirectory, mode: 0o700)
+        if owner != nil { try FileIO.chown(spool.deferDirectory, uid: uid, gid: gid) }
+        try FileIO.makeDirectory(spool.privateDirectory, mode: 0o700)
+        if owner != nil { try FileIO.chown(spool.privateDirectory, uid: uid, gid: gid) }
+        try FileIO.chmod(spool.privateDirectory, 0o700)
+        // public/: anyone may reach showq (mailq); the pickup socket inside is
+        // for the setgid helper's group. maildrop/: the helper's group may
+        // write but not list, and the sticky bit keeps files from being
+        // removed by anyone but their writer and pickup (Postfix's layout).
+        try FileIO.makeDirectory(spool.publicDirectory, mode: 0o711)
+        if owner != nil { try FileIO.chown(spool.publicDirectory, uid: uid, gid: dropGroup ?? gid) }
+        try FileIO.chmod(spool.publicDirectory, 0o711)
+        if let dropGroup, owner != nil {
+            try FileIO.chown(spool.directory(.maildrop), uid: uid, gid: dropGroup)
+            try FileIO.chmod(spool.directory(.maildrop), 0o1730)
         }
         try FileIO.makeDirectory(spool.pidDirectory, mode: 0o755)
         if owner != nil { try copyNameServiceFiles(into: spool.root + "/etc") }

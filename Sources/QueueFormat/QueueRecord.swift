@@ -53,6 +53,39 @@ public enum QueueInfoKey: String, Sendable, CaseIterable {
     case bodyType = "body_type"       // 7BIT, 8BITMIME
     case messageID = "message_id"
     case submitter = "submitter"
+    /// RFC 3461 RET and ENVID.
+    case dsnRet = "dsn_ret"
+    case dsnEnvid = "dsn_envid"
+}
+
+/// RFC 3461 NOTIFY as the recipient record's notify byte.
+public enum NotifyFlags {
+    public static let success: UInt8 = 1, failure: UInt8 = 2, delay: UInt8 = 4, never: UInt8 = 8
+
+    /// `failure,delay` and the like; nil for text that is not a NOTIFY list.
+    public static func parse(_ text: String) -> UInt8? {
+        var flags: UInt8 = 0
+        for word in text.uppercased().split(separator: ",") {
+            switch word.trimmingCharacters() {
+            case "SUCCESS": flags |= success
+            case "FAILURE": flags |= failure
+            case "DELAY": flags |= delay
+            case "NEVER": flags |= never
+            default: return nil
+            }
+        }
+        if flags & never != 0 && flags != never { return nil }
+        return flags
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " { s = s.dropFirst() }
+        while let l = s.last, l == " " { s = s.dropLast() }
+        return String(s)
+    }
 }
 
 /// One recipient as stored in the queue file.

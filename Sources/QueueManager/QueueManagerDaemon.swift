@@ -144,14 +144,15 @@ public final class QueueManager: @unchecked Sendable {
         }
     }
 
-    func scanDeferred() {
+    /// Deferred mail whose time has come (all of it when forced: a flush).
+    func scanDeferred(force: Bool = false) {
         guard !draining else { return }
         guard let names = try? FileIO.listDirectory(spool.directory(.deferred)) else { return }
         let now = WallClock.seconds()
         for name in names.sorted() {
             guard active.count < activeLimit else { return }
             guard let id = QueueID(name), active[id] == nil,
-                  let st = FileIO.stat(spool.file(.deferred, name)), st.st_mtim.tv_sec <= now else { continue }
+                  let st = FileIO.stat(spool.file(.deferred, name)), force || st.st_mtim.tv_sec <= now else { continue }
             activate(id, from: .deferred)
         }
     }
@@ -378,6 +379,22 @@ public final class QueueManager: @unchecked Sendable {
         }
     }
 
+    /// defer/ID: why each waiting recipient waits, for mailq and `hikyaku
+    /// queue` (informational: no fsync; a lost file loses only the reason).
+    func writeDeferReasons(_ message: ActiveMessage) {
+        var text = ""
+        for (index, outcome) in message.deferred.sorted(by: { $0.key < $1.key }) {
+            let reason = outcome.text.filter { $0 != "\n" && $0 != "\t" }
+            text += "\(message.envelope.recipients[index].address)\t\(reason)\n"
+        }
+        let path = spool.deferDirectory + "/" + message.id.rawValue
+        let temporary = path + ".tmp"
+        guard let fd = try? FileIO.open(temporary, O_WRONLY | O_CREAT | O_TRUNC) else { return }
+        _ = try? FileIO.writeAll(fd, Array(text.utf8))
+        FileIO.close(fd)
+        _ = try? FileIO.rename(temporary, path)
+    }
+
     func markInPlace(_ message: ActiveMessage, _ index: Int) {
         let path = spool.file(.active, message.id.rawValue)
         let recipient = message.envelope.recipients[index]
@@ -396,6 +413,7 @@ public final class QueueManager: @unchecked Sendable {
         if message.envelope.recipients.allSatisfy({ $0.status.isDone }) {
             do {
                 try FileIO.unlink(activePath)
+                _ = unlink(spool.deferDirectory + "/" + message.id.rawValue)
                 logger.info("\(message.id): removed")
             } catch {
                 logger.warning("\(message.id): cannot remove queue file: \(error)")
@@ -415,6 +433,7 @@ public final class QueueManager: @unchecked Sendable {
             let age = max(0, now - message.envelope.arrivalSeconds)
             let backoff = min(maximalBackoff, max(minimalBackoff, age))
             try FileIO.setModificationTime(activePath, seconds: now + backoff)
+            writeDeferReasons(message)
             try FileIO.rename(activePath, spool.file(.deferred, message.id.rawValue))
         } catch {
             logger.warning("\(message.id): cannot update queue file: \(error)")
@@ -467,8 +486,12 @@ final class QueueTriggerHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        guard frame.type == .qmgrQueued, let text = frame.string(.queueID), let id = QueueID(text) else { return }
         let manager = self.manager
+        if frame.type == .qmgrFlush {
+            manager.eventLoop.execute { manager.scanDeferred(force: true) }
+            return
+        }
+        guard frame.type == .qmgrQueued, let text = frame.string(.queueID), let id = QueueID(text) else { return }
         manager.eventLoop.execute { manager.queued(id) }
     }
 

@@ -71,6 +71,8 @@ public struct SMTPServerStateMachine: Sendable {
         case queued(QueueID)
         /// Every recipient was discarded: nothing was queued.
         case discarded
+        /// Handed to the queue; its ID is not known yet (sendmail -bs).
+        case submitted
         case failed(SMTPReply)
     }
 
@@ -346,6 +348,8 @@ public struct SMTPServerStateMachine: Sendable {
             return .send([SMTPReply(250, EnhancedStatusCode(2, 0, 0), "Ok: queued as \(id)")], close: false)
         case .discarded:
             return .send([SMTPReply(250, EnhancedStatusCode(2, 0, 0), "Ok: discarded")], close: false)
+        case .submitted:
+            return .send([SMTPReply(250, EnhancedStatusCode(2, 0, 0), "Ok: queued")], close: false)
         case .failed(let reply):
             return error(reply)
         }

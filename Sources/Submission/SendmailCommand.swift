@@ -12,9 +12,11 @@ import SendmailRules
 ///
 /// Description: one program, behaving by the name it is called with:
 /// `sendmail`, `newaliases` (= `sendmail -bi`), `mailq` (= `sendmail -bp`).
-/// This version implements address test mode (`-bt`), address verification
-/// (`-bv`) and building the aliases database (`-bi`); sending mail from the
-/// command line is not available yet (use SMTP).
+/// Modes: deliver (`-bm`, the default: the message on standard input goes
+/// into the queue through the setgid hikyaku-drop helper and pickup), SMTP on
+/// standard input and output (`-bs`), the queue listing (`-bp`, mailq),
+/// starting the master (`-bd`), running the queue (`-q`), address test mode
+/// (`-bt`), address verification (`-bv`) and the aliases database (`-bi`).
 ///
 /// `-C FILE` names a hikyaku configuration; a sendmail `.cf` file given there
 /// (as old instructions say, `-C /etc/mail/sendmail.cf`) is ignored and
@@ -25,75 +27,16 @@ import SendmailRules
 public enum SendmailCommand {
     // sysexits(3)
     static let exOK: Int32 = 0, exUsage: Int32 = 64, exDataErr: Int32 = 65, exNoUser: Int32 = 67
-    static let exUnavailable: Int32 = 69, exSoftware: Int32 = 70, exCantCreate: Int32 = 73, exConfig: Int32 = 78
-
-    struct Options {
-        var mode = "m"
-        var configPath: String? = nil
-        var verbose = false
-        var operands: [String] = []
-    }
-
-    /// Options that take an argument in sendmail 8.17's getopt string.
-    static let withArgument: Set<Character> = ["A", "B", "b", "C", "d", "e", "F", "f", "h", "L", "M", "N", "O", "o", "p", "Q", "q", "R", "r", "V", "X"]
-
-    struct UsageError: Error {
-        let message: String
-    }
-
-    static func parse(_ arguments: [String], programName: String) -> Result<Options, UsageError> {
-        var options = Options()
-        switch programName {
-        case "newaliases": options.mode = "i"
-        case "mailq": options.mode = "p"
-        default: break
-        }
-        var index = 0
-        while index < arguments.count {
-            let argument = arguments[index]
-            if argument == "--" { options.operands += arguments[(index + 1)...]; break }
-            guard argument.hasPrefix("-"), argument.count > 1 else {
-                options.operands.append(argument)
-                index += 1
-                continue
-            }
-            var chars = Array(argument.dropFirst())
-            while !chars.isEmpty {
-                let flag = chars.removeFirst()
-                var value: String? = nil
-                if withArgument.contains(flag) {
-                    // -q and -o take their argument glued only; -bX, -Cfile,
-                    // -fuser may be glued or separate.
-                    if !chars.isEmpty {
-                        value = String(chars)
-                        chars.removeAll()
-                    } else if flag != "q" && flag != "o" && flag != "O" {
-                        index += 1
-                        guard index < arguments.count else { return .failure(UsageError(message: "option requires an argument -- '\(flag)'")) }
-                        value = arguments[index]
-                    }
-                }
-                switch flag {
-                case "b":
-                    guard let mode = value, mode.count == 1 else { return .failure(UsageError(message: "Invalid operation mode \(value ?? "")")) }
-                    options.mode = mode
-                case "C": options.configPath = value
-                case "v": options.verbose = true
-                default: break
-                }
-            }
-            index += 1
-        }
-        return .success(options)
-    }
+    static let exUnavailable: Int32 = 69, exSoftware: Int32 = 70, exCantCreate: Int32 = 73, exIOErr: Int32 = 74
+    static let exTempFail: Int32 = 75, exConfig: Int32 = 78
 
     /// Runs the command; returns the exit status.
     public static func main(arguments: [String], programName: String, io: CommandIO) -> Int32 {
-        let options: Options
-        switch parse(arguments, programName: programName) {
-        case .success(let parsed): options = parsed
-        case .failure(let usage):
-            io.error("sendmail: \(usage.message)")
+        let options: SendmailOptions
+        do {
+            options = try SendmailOptions.parse(arguments, programName: programName)
+        } catch {
+            io.error("\(programName): \(error.message)")
             return exUsage
         }
         var path = options.configPath ?? (getenv("HIKYAKU_CONFIG").map { String(cString: $0) })
@@ -109,16 +52,27 @@ public enum SendmailCommand {
             io.error("sendmail: \(error)")
             return exConfig
         }
+        if options.queueRun != nil && options.mode == "m" {
+            return QueueRun.flush(configuration: configuration, io: io)
+        }
         switch options.mode {
+        case "m":
+            return Submit.run(options, configuration: configuration, configPath: path, io: io)
+        case "s":
+            return SMTPOnStandardInput.run(options, configuration: configuration, configPath: path, io: io)
+        case "p":
+            return QueueRun.list(configuration: configuration, io: io)
+        case "d", "D":
+            return QueueRun.startMaster(configuration: configuration, configPath: path, io: io)
         case "t":
             return AddressTestMode.run(configuration: configuration, io: io)
         case "v":
-            return AddressVerifier.run(options.operands, configuration: configuration, io: io)
+            return AddressVerifier.run(options.recipients, configuration: configuration, io: io)
         case "i":
             return NewAliases.run(configuration: configuration, io: io)
         default:
-            io.error("sendmail: mode -b\(options.mode) is not available in this version of hikyaku; send mail over SMTP")
-            return exUnavailable
+            io.error("sendmail: mode -b\(options.mode) is not supported")
+            return exUsage
         }
     }
 }
@@ -126,6 +80,10 @@ public enum SendmailCommand {
 /// Standard input and output for the command modes.
 public struct CommandIO {
     public let readLine: () -> String?
+    /// All of standard input (the message); nil if it could not be read.
+    public var readAll: () -> [UInt8]? = { nil }
+    /// Raw bytes to standard output (SMTP replies).
+    public var write: ([UInt8]) -> Void = { _ in }
     public let output: (String) -> Void
     public let error: (String) -> Void
     public let isInteractive: Bool

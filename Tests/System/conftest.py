@@ -23,8 +23,17 @@ USERS = ["hkt-alice", "hkt-bob", "hkt-carol", "hkt-dave"]
 HOSTNAME = "mail.example.test"
 
 
+def install_setgid_helper():
+    """hikyaku-drop is setgid hikyaku-drop, as the package installs it."""
+    helper = os.path.join(BIN, "hikyaku-drop")
+    if os.path.exists(helper):
+        shutil.chown(helper, "root", "hikyaku-drop")
+        os.chmod(helper, 0o2755)
+
+
 def ensure_users():
     subprocess.run([os.path.join(TOP, "Packaging", "create-users.sh")], check=True)
+    install_setgid_helper()
     for user in USERS:
         try:
             pwd.getpwnam(user)

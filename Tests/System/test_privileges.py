@@ -16,7 +16,7 @@ def status(pid):
 def test_each_program_runs_with_its_privileges_and_chroot(mta):
     hikyaku = pwd.getpwnam("hikyaku")
     running = mta.pids()
-    assert set(running) >= {"master", "smtpd", "cleanup", "qmgr", "local", "aliasd"}, running
+    assert set(running) >= {"master", "smtpd", "cleanup", "qmgr", "local", "aliasd", "pickup", "showq"}, running
     spool = os.path.realpath(mta.spool)
     for name, pids in running.items():
         for pid in pids:
@@ -36,7 +36,7 @@ def test_each_program_runs_with_its_privileges_and_chroot(mta):
             assert [int(g) for g in st["Groups"]] == [hikyaku.pw_gid], (name, st["Groups"])
             # No capabilities left.
             assert int(st["CapEff"][0], 16) == 0 and int(st["CapPrm"][0], 16) == 0, (name, st["CapEff"])
-            if name in ("smtpd", "cleanup", "qmgr"):
+            if name in ("smtpd", "cleanup", "qmgr", "pickup", "showq"):
                 assert root == spool, (name, root)
             else:
                 assert name == "aliasd" and root == "/", (name, root)
@@ -51,9 +51,15 @@ def test_nothing_but_master_and_local_has_uid_0(mta):
 
 def test_queue_directories_belong_to_the_mail_owner(mta):
     hikyaku = pwd.getpwnam("hikyaku")
-    for queue in ("tmp", "incoming", "active", "deferred", "hold", "corrupt", "maildrop", "private"):
+    for queue in ("tmp", "incoming", "active", "deferred", "hold", "corrupt", "defer", "private"):
         st = os.stat(os.path.join(mta.spool, queue))
         assert st.st_uid == hikyaku.pw_uid and st.st_mode & 0o777 == 0o700, queue
+    # maildrop/: the setgid helper's group writes, nobody lists (Postfix's 1730).
+    st = os.stat(os.path.join(mta.spool, "maildrop"))
+    assert st.st_uid == hikyaku.pw_uid and st.st_gid == grp.getgrnam("hikyaku-drop").gr_gid
+    assert st.st_mode & 0o7777 == 0o1730
+    st = os.stat(os.path.join(mta.spool, "public", "pickup"))
+    assert st.st_gid == grp.getgrnam("hikyaku-drop").gr_gid and st.st_mode & 0o777 == 0o660
     for service in ("cleanup", "qmgr", "local", "aliasd"):
         st = os.stat(os.path.join(mta.spool, "private", service))
         assert st.st_uid == hikyaku.pw_uid and st.st_mode & 0o777 == 0o600, service

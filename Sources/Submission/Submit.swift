@@ -1,0 +1,164 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShims
+import HikyakuConfig
+import HikyakuIPC
+import HikyakuSystem
+import MailCore
+import QueueInspection
+
+/// `sendmail [-t] [-i] [-f sender] [-F name] recipient...`: the message on
+/// standard input goes into the queue. Mail is never silently lost: when it
+/// cannot be queued it is appended to ~/dead.letter, and the error says so.
+enum Submit {
+    static func run(_ options: SendmailOptions, configuration: Configuration, configPath: String?, io: CommandIO) -> Int32 {
+        guard let input = io.readAll() else {
+            io.error("sendmail: cannot read the message from standard input")
+            return SendmailCommand.exIOErr
+        }
+        let content = SubmittedMessage.normalize(input, ignoreDots: options.ignoreDots)
+        // Header injection: an option or recipient that carries a line break.
+        for (what, value) in [("-f", options.sender), ("-F", options.fullName)] + options.recipients.map({ ("recipient", $0) }) {
+            if let value, value.contains(where: { $0 == "\r" || $0 == "\n" }) {
+                io.error("sendmail: illegal line break in the \(what) argument")
+                return keep(content, io: io, status: SendmailCommand.exUsage)
+            }
+        }
+        var recipients = options.recipients
+        if options.extractRecipients {
+            // Postfix's rule: header recipients, and the command line's too.
+            recipients = SendmailAddressList.recipients(inHeaders: content) + recipients
+            if recipients.isEmpty {
+                io.error("sendmail: no recipient addresses found in the message header (-t)")
+                return keep(content, io: io, status: SendmailCommand.exUsage)
+            }
+        }
+        recipients = recipients.map { SendmailAddressList.addrSpec($0) }.filter { !$0.isEmpty }
+        guard !recipients.isEmpty else {
+            io.error("sendmail: Recipient names must be specified")
+            return keep(content, io: io, status: SendmailCommand.exUsage)
+        }
+        if let bad = recipients.first(where: { SendmailAddressList.isUnacceptable($0) }) {
+            io.error("sendmail: \(bad): bad recipient address syntax")
+            return keep(content, io: io, status: SendmailCommand.exUsage)
+        }
+        let file = MaildropFile(requestedSender: options.sender, recipients: recipients,
+                                removeBcc: options.extractRecipients, fullName: options.fullName,
+                                bodyType: options.bodyType, notify: options.notify, ret: options.ret,
+                                envid: options.envid, content: content)
+        switch drop(file, configuration: configuration, configPath: configPath) {
+        case .success:
+            return SendmailCommand.exOK
+        case .failure(let reason):
+            io.error("sendmail: cannot queue the message: \(reason)")
+            return keep(content, io: io, status: SendmailCommand.exTempFail)
+        }
+    }
+
+    struct DropFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Runs the setgid helper with the maildrop file on its standard input.
+    static func drop(_ file: MaildropFile, configuration: Configuration, configPath: String?) -> Result<Void, DropFailure> {
+        let helper = configuration.string("daemon_directory") + "/hikyaku-drop"
+        guard access(helper, X_OK) == 0 else { return .failure(DropFailure(description: "\(helper) is missing")) }
+        let input = hk_memfd("hikyaku-submission")
+        let errors = hk_memfd("hikyaku-drop-errors")
+        guard input >= 0, errors >= 0 else { return .failure(DropFailure(description: "cannot pass the message to \(helper)")) }
+        defer { close(input); close(errors) }
+        do {
+            try FileIO.writeAll(input, file.encoded())
+            _ = lseek(input, 0, SEEK_SET)
+            var arguments = ["hikyaku-drop"]
+            if let configPath { arguments += ["-c", configPath] }
+            let pid = try ProcessSpawner.spawn(
+                path: helper, arguments: arguments, environment: ["PATH=/usr/bin:/bin"],
+                fdMap: [(try ProcessSpawner.moveAbove(dup(input)), 0), (try ProcessSpawner.moveAbove(dup(errors)), 2)])
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            if ProcessSpawner.Termination(status: status) == .exited(0) { return .success(()) }
+            _ = lseek(errors, 0, SEEK_SET)
+            let said = (try? FileIO.readAll(errors, limit: 4096)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return .failure(DropFailure(description: said.isEmpty ? "\(helper) \(ProcessSpawner.Termination(status: status))"
+                                                                  : said.trimmingSpaces()))
+        } catch {
+            return .failure(DropFailure(description: "\(error)"))
+        }
+    }
+
+    /// Appends the message to ~/dead.letter (mbox format) and says so.
+    static func keep(_ content: [UInt8], io: CommandIO, status: Int32) -> Int32 {
+        guard let user = PasswdEntry.lookup(uid: getuid()) else {
+            io.error("sendmail: the message was not queued and could not be saved (no home directory)")
+            return status
+        }
+        let path = user.home + "/dead.letter"
+        let date = WallClock.localTime(WallClock.seconds())
+        let entry = Array("From \(user.name)  \(date.asctime)\n".utf8) + content + [10]
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if fd >= 0, (try? FileIO.writeAll(fd, entry)) != nil {
+            close(fd)
+            io.error("sendmail: the message is saved in \(path)")
+        } else {
+            if fd >= 0 { close(fd) }
+            io.error("sendmail: the message was not queued and could not be saved in \(path)")
+        }
+        return status
+    }
+}
+
+enum QueueRun {
+    /// mailq: the listing from showq, or read directly when we may.
+    static func list(configuration: Configuration, io: CommandIO) -> Int32 {
+        let spool = SpoolLayout(root: configuration.string("queue_directory"))
+        var entries: [QueueEntry] = []
+        do {
+            let connection = try BlockingIPCConnection(connectingTo: spool.socket(.showq), timeout: 120)
+            try connection.send(IPCFrame(.showqList))
+            while let frame = try connection.receive(), frame.type != .showqEnd {
+                if let entry = ShowqDaemon.entry(frame) { entries.append(entry) }
+            }
+        } catch {
+            guard access(spool.directory(.incoming), R_OK | X_OK) == 0 else {
+                io.error("mailq: cannot reach the queue listing service (\(spool.socket(.showq))): \(error)")
+                return SendmailCommand.exUnavailable
+            }
+            entries = QueueListing.entries(spool: spool)
+        }
+        let text = QueueListing.mailq(entries)
+        io.write(Array(text.utf8))
+        return SendmailCommand.exOK
+    }
+
+    /// sendmail -q: every deferred message is tried again now.
+    static func flush(configuration: Configuration, io: CommandIO) -> Int32 {
+        let spool = SpoolLayout(root: configuration.string("queue_directory"))
+        guard let connection = try? BlockingIPCConnection(connectingTo: spool.socket(.qmgr), timeout: 30),
+              (try? connection.send(IPCFrame(.qmgrFlush))) != nil else {
+            io.error("sendmail: cannot reach the queue manager (is the mail system running, and are you root?)")
+            return SendmailCommand.exUnavailable
+        }
+        return SendmailCommand.exOK
+    }
+
+    /// sendmail -bd: become the master.
+    static func startMaster(configuration: Configuration, configPath: String?, io: CommandIO) -> Int32 {
+        let master = configuration.string("daemon_directory") + "/master"
+        var arguments = ["master"]
+        if let configPath { arguments += ["-c", configPath] }
+        let argv = arguments.map { strdup($0) } + [nil]
+        execv(master, argv)
+        io.error("sendmail: cannot start \(master): \(String(cString: strerror(errno)))")
+        return SendmailCommand.exUnavailable
+    }
+}
+
+extension SendmailAddressList {
+    /// A recipient the queue could not take: control characters, or not an
+    /// address at all.
+    static func isUnacceptable(_ address: String) -> Bool {
+        address.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f } || address.hasPrefix("@") && !address.contains(":")
+    }
+}

@@ -1,0 +1,3 @@
+import Pickup
+
+PickupDaemon.main()

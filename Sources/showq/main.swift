@@ -1,0 +1,3 @@
+import QueueInspection
+
+ShowqDaemon.main()
