@@ -82,7 +82,7 @@ let package = Package(
         ]),
         .executableTarget(name: "hikyaku", dependencies: ["Administration"]),
         .executableTarget(name: "makemap", dependencies: ["MapStore", "HikyakuSystem"]),
-        .target(name: "Submission", dependencies: ["AliasService", "MapStore", "SendmailRules", "HikyakuSystem", "HikyakuConfig", "MailCore", "HikyakuIPC", "QueueInspection", "SMTPProtocol"]),
+        .target(name: "Submission", dependencies: ["AliasService", "MapStore", "SendmailRules", "HikyakuSystem", "HikyakuConfig", "MailCore", "HikyakuIPC", "QueueInspection", "SMTPProtocol", "CShims"]),
         .executableTarget(name: "sendmail", dependencies: ["Submission", "HikyakuSystem"]),
 
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),

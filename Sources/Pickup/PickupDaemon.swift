@@ -143,7 +143,16 @@ public final class PickupDaemon: @unchecked Sendable {
         }
         return aliasd.request(AliasProtocol.User.request(uid: Int(uid))).flatMap { frame in
             let user = (try? AliasProtocol.User(frame: frame)) ?? AliasProtocol.User(name: "#\(uid)", trusted: false)
-            return self.enqueue(file, uid: uid, user: user, name: name, path: path)
+            // -f naming the submitter's own local address needs no warning:
+            // ask where it goes.
+            guard let requested = file.requestedSender, !user.trusted, requested.contains("@") else {
+                return self.enqueue(file, uid: uid, user: user, ownAddress: nil, name: name, path: path)
+            }
+            return self.aliasd.request(AliasProtocol.resolveRequest(requested.trimmingCharacters("<> "))).flatMap { frame in
+                let resolution = try? AliasProtocol.Resolution(frame: frame)
+                let own = resolution?.routeClass == .local && resolution?.localUser.lowercased() == user.name.lowercased()
+                return self.enqueue(file, uid: uid, user: user, ownAddress: own ? requested : nil, name: name, path: path)
+            }
         }.flatMapErrorThrowing { error in
             // aliasd or cleanup not there yet: the file waits for the next scan.
             self.logger.warning("\(name): cannot queue yet: \(error)")
@@ -154,14 +163,15 @@ public final class PickupDaemon: @unchecked Sendable {
         address.contains("@") ? address : "\(address)@\(origin)"
     }
 
-    func enqueue(_ file: MaildropFile, uid: uid_t, user: AliasProtocol.User, name: String, path: String) -> EventLoopFuture<Void> {
+    func enqueue(_ file: MaildropFile, uid: uid_t, user: AliasProtocol.User, ownAddress: String?, name: String,
+                 path: String) -> EventLoopFuture<Void> {
         let own = qualify(user.name)
         var sender = own
         var warning: String? = nil
         if let requested = file.requestedSender {
             let bare = requested.trimmingCharacters("<> ")
             sender = bare.isEmpty ? "" : qualify(bare)
-            if !user.trusted && sender.lowercased() != own.lowercased() {
+            if !user.trusted && sender.lowercased() != own.lowercased() && ownAddress == nil {
                 warning = "X-Authentication-Warning: \(hostname): \(user.name) set sender to \(bare.isEmpty ? "<>" : bare) using -f\n"
             }
         }

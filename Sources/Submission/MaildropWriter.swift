@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShims
 import HikyakuConfig
 import HikyakuIPC
 import HikyakuSystem
@@ -61,9 +62,18 @@ public enum MaildropWriter {
             try FileIO.writeAll(fd, bytes, path: temporary)
             try FileIO.fsync(fd, path: temporary)
             try FileIO.rename(temporary, directory + "/" + name)
-            try FileIO.fsyncDirectory(directory)
+            // The helper may not read maildrop/ (mode 1730), so it cannot
+            // fsync the directory itself; syncfs on the file's filesystem
+            // makes the rename durable just the same.
+            guard hk_syncfs(fd) == 0 else { throw SystemError("syncfs", directory) }
         } catch let failure {
-            _ = unlink(temporary)
+            if FileIO.lstat(directory + "/" + name) == nil { _ = unlink(temporary) }
+            else {
+                // The file is in place; only its durability is in doubt. pickup
+                // will take it, so saying "failed" would invite a duplicate.
+                error("hikyaku-drop: warning: \(failure)")
+                return exOK
+            }
             error("hikyaku-drop: cannot write to \(directory): \(failure)")
             return exTempFail
         }
