@@ -78,6 +78,7 @@ let package = Package(
         .executableTarget(name: "hikyaku-drop", dependencies: ["Submission", "HikyakuSystem"]),
         .target(name: "Administration", dependencies: [
             "HikyakuSystem", "HikyakuConfig", "QueueFormat", "SendmailRules", "MapStore", "AliasService", "Submission",
+            "QueueInspection", "HikyakuIPC", "MailCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "hikyaku", dependencies: ["Administration"]),

@@ -19,7 +19,7 @@ public struct HikyakuCommand: ParsableCommand {
         commandName: "hikyaku",
         abstract: "Control the hikyaku mail system.",
         version: HikyakuVersion.string,
-        subcommands: [Start.self, Stop.self, Reload.self, Status.self, Check.self, ConfigCommand.self, Explain.self])
+        subcommands: [Start.self, Stop.self, Reload.self, Status.self, Check.self, ConfigCommand.self, Explain.self, QueueCommand.self])
 
     public init() {}
 }

@@ -1,0 +1,157 @@
+"""mailq, sendmail -bs, the sendmail command's failures (nothing lost), and
+hikyaku queue."""
+import json
+import os
+import pwd
+import re
+import subprocess
+import time
+
+from conftest import BIN, HOSTNAME
+from smtpclient import RawSMTP
+
+
+def as_user(user, command, stdin=None, env=None):
+    entry = pwd.getpwnam(user)
+    environment = {"PATH": "/usr/bin:/bin", "HOME": entry.pw_dir}
+    environment.update(env or {})
+    return subprocess.run(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", "--"] + command,
+                          input=stdin, capture_output=True, env=environment, timeout=60)
+
+
+def hikyaku(mta, *args):
+    return subprocess.run([os.path.join(BIN, "hikyaku"), *args, "-c", mta.config], capture_output=True, text=True, timeout=120)
+
+
+def defer_one(mta, recipient="x@elsewhere.example", subject="waiting"):
+    with RawSMTP(mta.port) as s:
+        s.ehlo()
+        s.command("MAIL FROM:<jun@example.org>")
+        assert s.command(f"RCPT TO:<{recipient}>") == "250 2.1.5 Ok"
+        assert s.command("DATA").startswith("354")
+        reply = s.command(f"Subject: {subject}\r\n\r\nbody\r\n.")
+    queue_id = reply.rsplit(" ", 1)[1]
+    deadline = time.time() + 20
+    while queue_id not in mta.queue_files("deferred") and time.time() < deadline:
+        time.sleep(0.05)
+    assert queue_id in mta.queue_files("deferred")
+    return queue_id
+
+
+def test_mailq_for_an_ordinary_user(mta):
+    sendmail = os.path.join(BIN, "sendmail")
+    env = {"HIKYAKU_CONFIG": mta.config}
+    empty = as_user("hkt-bob", [sendmail, "-bp"], env=env)
+    assert empty.returncode == 0 and empty.stdout == b"Mail queue is empty\n", empty.stderr
+    queue_id = defer_one(mta)
+    mailq = os.path.join(mta.root, "mailq")
+    os.symlink(sendmail, mailq)
+    out = as_user("hkt-bob", [mailq], env=env)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.decode()
+    lines = text.splitlines()
+    assert lines[0].startswith("-Queue ID-") and "--Size-- ----Arrival Time---- -Sender/Recipient-------" in lines[0]
+    assert re.match(rf"^{queue_id} +\d+ \w{{3}} \w{{3}} [ \d]\d \d\d:\d\d:\d\d  jun@example\.org$", lines[1]), lines[1]
+    assert lines[2] == "(delivery to remote domains is not available yet; the message waits in the queue)"
+    assert lines[3].strip() == "x@elsewhere.example"
+    assert lines[-1] == "-- 1 Kbytes in 1 Request."
+
+
+def test_sendmail_bs_through_swaks(mta):
+    sendmail = os.path.join(BIN, "sendmail")
+    pipe = f"env HIKYAKU_CONFIG={mta.config} {sendmail} -bs"
+    ok = as_user("hkt-bob", ["swaks", "--pipe", pipe, "--from", "hkt-bob@example.test", "--to", "hkt-alice@example.test",
+                             "--helo", "localhost", "--body", "over -bs"])
+    assert ok.returncode == 0, ok.stdout.decode() + ok.stderr.decode()
+    assert b"<-  250 2.0.0 Ok: queued" in ok.stdout
+    data = mta.wait_mbox("hkt-alice", 1)
+    assert b"over -bs" in data and f"Received: by {HOSTNAME} (hikyaku, from userid {pwd.getpwnam('hkt-bob').pw_uid})".encode() in data
+    refused = as_user("hkt-bob", ["swaks", "--pipe", pipe, "--from", "hkt-bob@example.test", "--to", "x@elsewhere.example",
+                                  "--helo", "localhost"])
+    assert b"<** 550 5.7.1 <x@elsewhere.example>... Relaying denied" in refused.stdout, refused.stdout.decode()
+
+
+def test_failures_keep_the_message(mta, tmp_path):
+    sendmail = os.path.join(BIN, "sendmail")
+    env = {"HIKYAKU_CONFIG": mta.config}
+    dead = os.path.join(pwd.getpwnam("hkt-dave").pw_dir, "dead.letter")
+    if os.path.exists(dead):
+        os.unlink(dead)
+    # Header injection through -f.
+    out = as_user("hkt-dave", [sendmail, "-f", "a@b\nBcc: victim@example.org", "hkt-alice"], b"Subject: one\n\ninjected\n", env=env)
+    assert out.returncode == 64 and b"illegal line break in the -f argument" in out.stderr
+    # No recipients, and -t without recipient headers.
+    out = as_user("hkt-dave", [sendmail], b"Subject: two\n\nnobody\n", env=env)
+    assert out.returncode == 64 and b"Recipient names must be specified" in out.stderr
+    out = as_user("hkt-dave", [sendmail, "-t"], b"Subject: three\n\nno headers\n", env=env)
+    assert out.returncode == 64 and b"no recipient addresses found" in out.stderr
+    # The queue cannot be written.
+    broken = os.path.join(mta.root, "broken.conf")
+    with open(broken, "w") as f:
+        f.write(open(mta.config).read().replace(mta.spool, "/nonexistent/spool"))
+    out = as_user("hkt-dave", [sendmail, "hkt-alice"], b"Subject: four\n\nunqueued\n", env={"HIKYAKU_CONFIG": str(broken)})
+    assert out.returncode == 75, out.stderr
+    assert f"the message is saved in {dead}".encode() in out.stderr
+    saved = open(dead).read()
+    for text in ("injected", "nobody", "no headers", "unqueued"):
+        assert text in saved
+    assert saved.startswith("From hkt-dave  ")
+
+
+def test_queue_list_show_hold_release_delete(mta):
+    first = defer_one(mta, subject="first")
+    second = defer_one(mta, recipient="y@other.example", subject="second")
+    listed = [json.loads(line) for line in hikyaku(mta, "queue", "list", "--json").stdout.splitlines()]
+    assert {e["queue_id"] for e in listed} == {first, second}
+    entry = next(e for e in listed if e["queue_id"] == first)
+    assert entry["queue_name"] == "deferred" and entry["sender"] == "jun@example.org"
+    assert entry["recipients"] == [{"address": "x@elsewhere.example",
+                                    "delay_reason": "delivery to remote domains is not available yet; the message waits in the queue"}]
+    only = hikyaku(mta, "queue", "list", "--json", "--domain", "other.example").stdout.splitlines()
+    assert [json.loads(l)["queue_id"] for l in only] == [second]
+    assert hikyaku(mta, "queue", "list", "--json", "--older-than", "1h").stdout == ""
+    show = hikyaku(mta, "queue", "show", first).stdout
+    assert f"queue id: {first}\nstate: deferred\n" in show and "recipient: <x@elsewhere.example> deferred (" in show
+    assert "Subject: first" in show
+    assert hikyaku(mta, "queue", "hold", first).returncode == 0
+    assert mta.queue_files("hold") == [first]
+    assert "!" in hikyaku(mta, "queue", "list").stdout.split(first)[1][:1]
+    summary = hikyaku(mta, "queue", "summary").stdout
+    assert re.search(r"other\.example +1 +1", summary), summary
+    assert hikyaku(mta, "queue", "release", first).returncode == 0
+    deadline = time.time() + 20
+    while first not in mta.queue_files("deferred") and time.time() < deadline:
+        time.sleep(0.05)
+    assert first in mta.queue_files("deferred")
+    result = hikyaku(mta, "queue", "delete", "ALL")
+    assert result.returncode == 0 and "2 messages deleted" in result.stdout
+    assert mta.queue_files("deferred") == [] and os.listdir(os.path.join(mta.spool, "defer")) == []
+    assert hikyaku(mta, "queue", "show", first).returncode != 0
+
+
+def test_requeue_after_a_mailertable_change_takes_the_new_route(make_mta):
+    mta = make_mta(start=False)
+    table = os.path.join(mta.etc, "mailertable")
+    mta.write_config(f"mailertable_map = {table}")
+    mta.start()
+    queue_id = defer_one(mta, recipient="someone@partner.example", subject="rerouted")
+    with open(table, "w") as f:
+        f.write("partner.example local:hkt-carol\n")
+    time.sleep(1.1)  # aliasd looks at its files at most once a second
+    result = hikyaku(mta, "queue", "requeue", queue_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = mta.wait_mbox("hkt-carol", 1)
+    assert b"Subject: rerouted" in data
+    mta.wait_queue_empty()
+    assert mta.queue_files("deferred") == []
+
+
+def test_flush_and_the_queue_while_the_master_is_stopped(mta):
+    queue_id = defer_one(mta)
+    mta.stop()
+    listed = hikyaku(mta, "queue", "list")
+    assert listed.returncode == 0 and queue_id in listed.stdout
+    flushed = hikyaku(mta, "queue", "flush")
+    assert "not running" in flushed.stdout
+    assert hikyaku(mta, "queue", "hold", "ALL").returncode == 0
+    assert mta.queue_files("hold") == [queue_id]
