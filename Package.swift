@@ -95,5 +95,6 @@ let package = Package(
         .testTarget(name: "LocalDeliveryTests", dependencies: ["LocalDelivery"]),
         .testTarget(name: "AliasServiceTests", dependencies: ["AliasService", "SendmailRules", "HikyakuIPC", "MailCore"]),
         .testTarget(name: "SendmailRulesTests", dependencies: ["SendmailRules"]),
+        .testTarget(name: "SubmissionTests", dependencies: ["Submission"]),
     ]
 )

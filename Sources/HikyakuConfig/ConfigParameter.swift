@@ -41,6 +41,8 @@ extension ConfigParameter {
             "Write the mail log to this file instead of syslog's mail facility; /dev/stderr is allowed."),
         ConfigParameter("syslog_name", "hikyaku", .string,
             "The prefix of every log line's program name (hikyaku/smtpd)."),
+        ConfigParameter("debug_programs", "", .list,
+            "Programs that log at debug level too (like -v in Postfix's master.cf), for example pickup smtpd; hikyaku reload applies a change."),
 
         // Maps
         ConfigParameter("alias_file", "/etc/aliases", .path,

@@ -84,4 +84,6 @@ public enum IPCKey: UInt16, Sendable {
     case verdict = 35
     case mailer = 36
     case statusWord = 37
+    /// A command-line option, as the caller wrote it.
+    case option = 38
 }

@@ -22,11 +22,13 @@ public struct MaildropFile: Equatable, Sendable {
     public var notify: String?
     public var ret: String?
     public var envid: String?
+    /// sendmail options accepted without effect, for the debug log.
+    public var ignoredOptions: [String]
     public var content: [UInt8]
 
     public init(requestedSender: String?, recipients: [String], removeBcc: Bool = false, fullName: String? = nil,
                 bodyType: String? = nil, notify: String? = nil, ret: String? = nil, envid: String? = nil,
-                content: [UInt8]) {
+                ignoredOptions: [String] = [], content: [UInt8]) {
         self.requestedSender = requestedSender
         self.recipients = recipients
         self.removeBcc = removeBcc
@@ -35,6 +37,7 @@ public struct MaildropFile: Equatable, Sendable {
         self.notify = notify
         self.ret = ret
         self.envid = envid
+        self.ignoredOptions = ignoredOptions
         self.content = content
     }
 
@@ -48,6 +51,7 @@ public struct MaildropFile: Equatable, Sendable {
         if let notify { frame.add(.notify, notify) }
         if let ret { frame.add(.statusWord, ret) }
         if let envid { frame.add(.messageID, envid) }
+        for option in ignoredOptions { frame.add(.option, option) }
         return Self.magic + frame.encoded() + content
     }
 
@@ -75,6 +79,7 @@ public struct MaildropFile: Equatable, Sendable {
         notify = frame.string(.notify)
         ret = frame.string(.statusWord)
         envid = frame.string(.messageID)
+        ignoredOptions = frame.strings(.option)
         content = Array(bytes[(4 + used)...])
     }
 }

@@ -212,6 +212,7 @@ public final class MasterProcess {
             if let tz = getenv("TZ") { environment.append("TZ=\(String(cString: tz))") }
             var arguments = [definition.program]
             if let configPath { arguments += ["-c", configPath] }
+            if configuration.list("debug_programs").contains(definition.program) { arguments.append("-v") }
             let pid = try ProcessSpawner.spawn(path: path, arguments: arguments, environment: environment, fdMap: fdMap)
             Glibc.close(control.readEnd)
             Glibc.close(logPipe.writeEnd)

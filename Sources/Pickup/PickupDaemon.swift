@@ -207,6 +207,9 @@ public final class PickupDaemon: @unchecked Sendable {
             switch try CleanupProtocol.Reply(frame: frame) {
             case .ok(let id):
                 self.logger.info("\(id): uid=\(uid) from=<\(finalSender)>")
+                if !file.ignoredOptions.isEmpty {
+                    self.logger.debug("\(id): sendmail options accepted without effect: \(file.ignoredOptions.joined(separator: " "))")
+                }
                 _ = unlink(path)
             case .refused(let reply):
                 // A permanent refusal will not change: keep the file for the

@@ -25,7 +25,9 @@ public struct SendmailOptions: Equatable, Sendable {
     /// -L: the syslog label.
     public var label: String? = nil
     public var recipients: [String] = []
-    /// Options accepted for compatibility and otherwise ignored.
+    /// Options accepted for compatibility and otherwise without effect
+    /// (`-oem`, `-odi`, `-U`, `-X FILE`, ...), as the caller wrote them; pickup
+    /// logs them once at debug level with the queue ID.
     public var ignored: [String] = []
 
     public init() {}
@@ -95,7 +97,9 @@ public struct SendmailOptions: Equatable, Sendable {
             }
             self.mode = mode.first!
         case "C": configPath = value
-        case "v": verbose = true
+        case "v":
+            verbose = true
+            ignored.append("-v")
         case "t": extractRecipients = true
         case "i": ignoreDots = true
         case "f", "r": sender = value
@@ -104,7 +108,9 @@ public struct SendmailOptions: Equatable, Sendable {
         case "R": ret = value
         case "V": envid = value
         case "B": bodyType = value?.uppercased()
-        case "L": label = value
+        case "L":
+            label = value
+            ignored.append("-L" + (value ?? ""))
         case "q": queueRun = value ?? ""
         case "o":
             // -oi is the one -o option with a meaning here; -oem, -odi,

@@ -46,7 +46,7 @@ enum Submit {
         let file = MaildropFile(requestedSender: options.sender, recipients: recipients,
                                 removeBcc: options.extractRecipients, fullName: options.fullName,
                                 bodyType: options.bodyType, notify: options.notify, ret: options.ret,
-                                envid: options.envid, content: content)
+                                envid: options.envid, ignoredOptions: options.ignored, content: content)
         switch drop(file, configuration: configuration, configPath: configPath) {
         case .success:
             return SendmailCommand.exOK

@@ -165,6 +165,23 @@ def test_crlf_input_and_no_final_newline(mta):
                                                    ["Message-ID", "Date", f"From: hkt-bob@{HOSTNAME}"], "line\nlast"))
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_options_without_effect_are_logged_once_at_debug_level(make_mta, debug):
+    mta = make_mta("debug_programs = pickup\n" if debug else "")
+    argv = ["-oem", "-odb", "-U", "-m", "-X", "/tmp/sendmail-trace", "-v", "-Lcron", "-h", "17", "-i", "hkt-alice"]
+    result = sendmail(mta, argv, b"Subject: flags\n\nbody\n", user="hkt-bob")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stderr == b""
+    mta.wait_mbox("hkt-alice", 1)
+    mta.wait_log(r"pickup\[\d+\]: \w+: uid=\d+ from=<hkt-bob@")
+    lines = re.findall(r"pickup\[\d+\]: (\w+): sendmail options accepted without effect: (.*)$", mta.log(), re.M)
+    if debug:
+        assert [options for _, options in lines] == ["-oem -odb -U -m -X/tmp/sendmail-trace -v -Lcron -h17"]
+    else:
+        assert lines == []
+    assert not os.path.exists("/tmp/sendmail-trace")
+
+
 def test_bsd_mailx(mta):
     if not os.path.exists(MAILX):
         pytest.fail(f"{MAILX} is missing: .ci/run unpacks Debian's bsd-mailx there")
