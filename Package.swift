@@ -26,9 +26,11 @@ let package = Package(
         .executable(name: "hikyaku", targets: ["hikyaku"]),
         .executable(name: "makemap", targets: ["makemap"]),
         .executable(name: "sendmail", targets: ["sendmail"]),
+        .executable(name: "smtp-client", targets: ["smtp-client"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -65,6 +67,11 @@ let package = Package(
         .target(name: "QueueInspection", dependencies: ["HikyakuSystem", "HikyakuConfig", "QueueFormat", "MailCore", "HikyakuIPC", "DaemonSkeleton"] + nio),
         .target(name: "Pickup", dependencies: ["HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "MailCore"] + nio),
         .target(name: "Master", dependencies: ["HikyakuSystem", "HikyakuConfig", "MailCore", "CShims"]),
+        .target(name: "SMTPClient", dependencies: [
+            "SMTPProtocol", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "QueueFormat",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
+        ] + nio),
 
         // Thin executables.
         .executableTarget(name: "master", dependencies: ["Master"]),
@@ -75,6 +82,7 @@ let package = Package(
         .executableTarget(name: "aliasd", dependencies: ["AliasService"]),
         .executableTarget(name: "pickup", dependencies: ["Pickup"]),
         .executableTarget(name: "showq", dependencies: ["QueueInspection"]),
+        .executableTarget(name: "smtp-client", dependencies: ["SMTPClient"]),
         .executableTarget(name: "hikyaku-drop", dependencies: ["Submission", "HikyakuSystem"]),
         .target(name: "Administration", dependencies: [
             "HikyakuSystem", "HikyakuConfig", "QueueFormat", "SendmailRules", "MapStore", "AliasService", "Submission",

@@ -152,7 +152,7 @@ struct Check: ParsableCommand {
             problems.append("mail_owner \(owner) must not be root")
         }
         let directory = config.string("daemon_directory")
-        for program in ["master", "smtpd", "cleanup", "qmgr", "local", "aliasd", "pickup", "showq", "hikyaku-drop"]
+        for program in ["master", "smtpd", "cleanup", "qmgr", "local", "aliasd", "pickup", "showq", "smtp-client", "hikyaku-drop"]
             where access(directory + "/" + program, X_OK) != 0 {
             problems.append("\(directory)/\(program) is missing or not executable")
         }

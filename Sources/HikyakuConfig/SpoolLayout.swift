@@ -27,7 +27,7 @@ public struct SpoolLayout: Sendable, Equatable {
 
     /// Services in private/ (only hikyaku's programs reach them).
     public enum Service: String, Sendable, CaseIterable {
-        case cleanup, qmgr, local, aliasd
+        case cleanup, qmgr, local, aliasd, smtp
     }
 
     /// Services in public/, reached by the sendmail command: pickup through

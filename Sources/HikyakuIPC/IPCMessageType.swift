@@ -40,6 +40,10 @@ public enum IPCMessageType: UInt16, Sendable {
     case showqEntry = 0x0602
     case showqEnd = 0x0603
 
+    // smtp-client (private/smtp)
+    case smtpDeliver = 0x0701
+    case smtpResult = 0x0702
+
     // any service
     case error = 0xFF01
 }
@@ -86,4 +90,17 @@ public enum IPCKey: UInt16, Sendable {
     case statusWord = 37
     /// A command-line option, as the caller wrote it.
     case option = 38
+    // Remote delivery (smtp-client).
+    /// The server that answered: `dns; mx.example.org` for DSN's Remote-MTA.
+    case remoteMTA = 60
+    /// The server's reply as DSN's Diagnostic-Code wants it: `550 5.1.1 text`.
+    case diagnostic = 61
+    /// No host of the destination could take mail (for qmgr's concurrency).
+    case destinationFailed = 62
+    /// RFC 3461 ORCPT, decoded: `rfc822;user@example.org`.
+    case dsnOriginalRecipient = 63
+    /// The message needs SMTPUTF8 (RFC 6531).
+    case smtpUTF8 = 64
+    /// The peer took the message with DSN support (RFC 3461 "relayed" otherwise).
+    case peerDSN = 65
 }

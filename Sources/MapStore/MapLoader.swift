@@ -103,7 +103,7 @@ public enum MapLoader {
                 ?? previous?.mailertable ?? .empty("mailertable"),
             domaintable: load(name: "domaintable", sourcePath: configuration.string("domaintable_map"), warn: warn)
                 ?? previous?.domaintable ?? .empty("domaintable"),
-            classSources: sources)
+            classSources: sources, smartHost: configuration.string("smart_host"))
     }
 
     /// The files the tables were read from (for change detection).

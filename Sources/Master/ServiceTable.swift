@@ -32,6 +32,7 @@ public struct ServiceDefinition: Equatable, Sendable {
             ServiceDefinition(program: "aliasd", processes: 1, listeners: [.unix(.aliasd)], singleton: false),
             ServiceDefinition(program: "local", processes: max(1, configuration.integer("local_process_limit")),
                               listeners: [.unix(.local)], singleton: false),
+            ServiceDefinition(program: "smtp-client", processes: 1, listeners: [.unix(.smtp)], singleton: false),
             ServiceDefinition(program: "cleanup", processes: 1, listeners: [.unix(.cleanup)], singleton: false),
             ServiceDefinition(program: "qmgr", processes: 1, listeners: [.unix(.qmgr)], singleton: true),
             ServiceDefinition(program: "pickup", processes: 1, listeners: [.publicUnix(.pickup)], singleton: true),

@@ -77,6 +77,17 @@ public enum NotifyFlags {
         if flags & never != 0 && flags != never { return nil }
         return flags
     }
+
+    /// The NOTIFY parameter for a flags byte: `NEVER`, `SUCCESS,DELAY`;
+    /// empty when none was given.
+    public static func text(_ flags: UInt8) -> String {
+        if flags & never != 0 { return "NEVER" }
+        var words: [String] = []
+        if flags & success != 0 { words.append("SUCCESS") }
+        if flags & failure != 0 { words.append("FAILURE") }
+        if flags & delay != 0 { words.append("DELAY") }
+        return words.joined(separator: ",")
+    }
 }
 
 extension StringProtocol {

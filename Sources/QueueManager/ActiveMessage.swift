@@ -23,6 +23,17 @@ final class ActiveMessage {
     var localGroups: [String: [Int]] = [:]
     /// The local user each local recipient resolved to.
     var localUsers: [Int: String] = [:]
+    /// Remote recipients grouped by route (mailer, host field) while they
+    /// are being resolved.
+    var remoteGroups: [RemoteRoute: [Int]] = [:]
+    /// The address a remote recipient is sent to, when routing rewrote it.
+    var remoteAddresses: [Int: String] = [:]
+    /// What the server said, for delivery status notifications: the
+    /// server's name and its reply.
+    var remoteReplies: [Int: (mta: String, diagnostic: String)] = [:]
+    /// Recipients handed to a server without DSN support (RFC 3461
+    /// "relayed" rather than "delivered").
+    var relayed: Set<Int> = []
 
     init(id: QueueID, envelope: QueueEnvelope, activatedAt: Int) {
         self.id = id
@@ -37,10 +48,12 @@ final class ActiveMessage {
     }
 }
 
-/// One request to a delivery agent.
-struct DeliveryJob {
-    let message: ActiveMessage
-    let recipientIndexes: [Int]
-    /// Deliveries to the same key are limited in concurrency (one mailbox).
-    let concurrencyKey: String
+/// A remote route: sendmail's mailer and host field.
+struct RemoteRoute: Hashable, Comparable {
+    var mailer: String
+    var nexthop: String
+
+    static func < (a: RemoteRoute, b: RemoteRoute) -> Bool {
+        (a.nexthop, a.mailer) < (b.nexthop, b.mailer)
+    }
 }

@@ -16,19 +16,29 @@ import QueueFormat
 /// Description: the one scheduler. It takes new mail from incoming/ the
 /// moment cleanup reports it (and by scanning, in case a report was lost),
 /// moves it to active/, resolves each recipient with aliasd, and hands local
-/// recipients to local processes over `private/local`. Each result is
+/// recipients to local processes over `private/local` and remote ones to
+/// smtp-client over `private/smtp`, grouped by destination. Each result is
 /// recorded in the queue file; the file is removed when every recipient is
 /// done, or moved to deferred/ with its next-try time as mtime.
 /// At start it returns whatever was in active/ to incoming/, so a crash
-/// never strands mail. Mail for other domains waits in deferred/ until a
-/// remote transport exists.
+/// never strands mail.
+///
+/// Scheduling: jobs wait per destination and are taken round-robin over
+/// destinations; each remote destination has its own concurrency window
+/// (`initial_destination_concurrency` growing to
+/// `default_destination_concurrency_limit` while deliveries succeed), and a
+/// destination that no server of answers is suspended for
+/// `minimal_backoff_time`, its waiting mail deferred, without holding up
+/// any other.
 ///
 /// Security: runs as `mail_owner`, chrooted to the spool. It trusts queue
 /// files only after their checksum verifies (others go to corrupt/).
 ///
 /// Configuration: `local_process_limit`, `queue_run_delay`,
 /// `minimal_backoff_time`, `maximal_backoff_time`, `maximal_queue_lifetime`,
-/// `qmgr_message_active_limit`.
+/// `qmgr_message_active_limit`, `smtp_delivery_limit`,
+/// `initial_destination_concurrency`, `default_destination_concurrency_limit`,
+/// `smtp_destination_recipient_limit`.
 ///
 /// See also: cleanup(8), local(8), docs/INTERNALS.md.
 public final class QueueManager: @unchecked Sendable {
@@ -38,11 +48,18 @@ public final class QueueManager: @unchecked Sendable {
     let spool: SpoolLayout
     let eventLoop: EventLoop
     let alias: LazyIPCClient
-    var agents: [LocalAgentSlot] = []
+    var localSlots: [AgentSlot] = []
+    var smtpSlots: [AgentSlot] = []
     var active: [QueueID: ActiveMessage] = [:]
-    var jobs: [DeliveryJob] = []
+    var localQueue = KeyedJobQueue()
+    var smtpQueue = KeyedJobQueue()
+    /// Local deliveries in flight per mailbox.
     var inFlightPerKey: [String: Int] = [:]
+    var destinations: [String: DestinationState] = [:]
     let perKeyLimit = 2
+    let initialConcurrency: Int
+    let destinationLimit: Int
+    let recipientLimit: Int
     let activeLimit: Int
     let minimalBackoff: Int
     let maximalBackoff: Int
@@ -63,9 +80,15 @@ public final class QueueManager: @unchecked Sendable {
         maximalBackoff = max(minimalBackoff, config.seconds("maximal_backoff_time"))
         queueLifetime = config.seconds("maximal_queue_lifetime")
         queueRunDelay = max(1, config.seconds("queue_run_delay"))
+        initialConcurrency = max(1, config.integer("initial_destination_concurrency"))
+        destinationLimit = max(1, config.integer("default_destination_concurrency_limit"))
+        recipientLimit = max(1, config.integer("smtp_destination_recipient_limit"))
         let agentCount = max(1, config.integer("local_process_limit"))
-        agents = (0..<agentCount).map { _ in
-            LocalAgentSlot(client: LazyIPCClient(path: spool.socket(.local), eventLoop: eventLoop, timeout: .seconds(3600)))
+        localSlots = (0..<agentCount).map { _ in
+            AgentSlot(client: LazyIPCClient(path: spool.socket(.local), eventLoop: eventLoop, timeout: .seconds(3600)))
+        }
+        smtpSlots = (0..<max(1, config.integer("smtp_delivery_limit"))).map { _ in
+            AgentSlot(client: LazyIPCClient(path: spool.socket(.smtp), eventLoop: eventLoop, timeout: .seconds(3600)))
         }
     }
 
@@ -118,7 +141,7 @@ public final class QueueManager: @unchecked Sendable {
         if draining && jobsInFlight == 0 { exit(0) }
     }
 
-    var jobsInFlight: Int { agents.filter { $0.busy }.count }
+    var jobsInFlight: Int { localSlots.filter { $0.busy }.count + smtpSlots.filter { $0.busy }.count }
 
     // MARK: Queue scans
 
@@ -204,6 +227,7 @@ public final class QueueManager: @unchecked Sendable {
         }
         message.resolving = pending.count
         message.localGroups = [:]
+        message.remoteGroups = [:]
         for index in pending {
             let address = message.envelope.recipients[index].address
             alias.request(AliasProtocol.resolveRequest(address)).assumeIsolated().whenComplete { result in
@@ -225,10 +249,11 @@ public final class QueueManager: @unchecked Sendable {
                             if status.isTransient { message.deferred[index] = outcome } else { message.bounced[index] = outcome }
                             self.logResult(message, index, relay: "none", outcome: outcome)
                         case .remote:
-                            let outcome = DeliveryOutcome.deferred(EnhancedStatusCode(4, 3, 2),
-                                "delivery to remote domains is not available yet; the message waits in the queue")
-                            message.deferred[index] = outcome
-                            self.logResult(message, index, relay: "none", outcome: outcome)
+                            let route = RemoteRoute(mailer: resolution.mailer, nexthop: resolution.nexthop)
+                            message.remoteGroups[route, default: []].append(index)
+                            // The address the server gets: virtusertable or
+                            // domaintable may have rewritten it.
+                            if !resolution.user.isEmpty { message.remoteAddresses[index] = resolution.user }
                         }
                     } else {
                         message.deferred[index] = .deferred(EnhancedStatusCode(4, 3, 0), "address resolver returned an error")
@@ -236,49 +261,97 @@ public final class QueueManager: @unchecked Sendable {
                 case .failure(let error):
                     message.deferred[index] = .deferred(EnhancedStatusCode(4, 3, 0), "address resolver unavailable: \(error)")
                 }
-                if message.resolving == 0 {
-                    for (user, indexes) in message.localGroups.sorted(by: { $0.key < $1.key }) {
-                        for index in indexes {
-                            message.outstanding += 1
-                            self.jobs.append(DeliveryJob(message: message, recipientIndexes: [index], concurrencyKey: user))
-                        }
-                    }
-                    if message.outstanding == 0 { self.finish(message) } else { self.dispatch() }
-                }
+                if message.resolving == 0 { self.schedule(message) }
             }
         }
+    }
+
+    /// Every recipient of the message is resolved: queue its jobs.
+    func schedule(_ message: ActiveMessage) {
+        for (user, indexes) in message.localGroups.sorted(by: { $0.key < $1.key }) {
+            for index in indexes {
+                message.outstanding += 1
+                localQueue.append(DeliveryJob(message: message, recipientIndexes: [index], transport: .local, concurrencyKey: user))
+            }
+        }
+        let now = WallClock.seconds()
+        for (route, indexes) in message.remoteGroups.sorted(by: { $0.key < $1.key }) {
+            let key = route.nexthop.lowercased()
+            var start = 0
+            while start < indexes.count {
+                let chunk = Array(indexes[start..<min(indexes.count, start + recipientLimit)])
+                start += recipientLimit
+                let job = DeliveryJob(message: message, recipientIndexes: chunk,
+                                      transport: .smtp(mailer: route.mailer, nexthop: route.nexthop), concurrencyKey: key)
+                if let state = destinations[key], state.deadUntil > now {
+                    suspend(job, reason: state.lastFailure)
+                    continue
+                }
+                message.outstanding += 1
+                smtpQueue.append(job)
+            }
+        }
+        if message.outstanding == 0 { finish(message) } else { dispatch() }
     }
 
     // MARK: Delivery
 
     func dispatch() {
-        guard !jobs.isEmpty else { return }
-        for slot in agents where !slot.busy {
-            guard let jobIndex = jobs.firstIndex(where: { (inFlightPerKey[$0.concurrencyKey] ?? 0) < perKeyLimit }) else { return }
-            let job = jobs.remove(at: jobIndex)
+        while !localQueue.isEmpty, let slot = localSlots.first(where: { !$0.busy }),
+              let job = localQueue.next(where: { (inFlightPerKey[$0] ?? 0) < perKeyLimit }) {
+            start(job, on: slot)
+        }
+        guard !smtpQueue.isEmpty else { return }
+        let now = WallClock.seconds()
+        while let slot = smtpSlots.first(where: { !$0.busy }),
+              let job = smtpQueue.next(where: { key in
+                  (destinations[key] ?? DestinationState(initial: initialConcurrency)).canStart(limit: destinationLimit, now: now)
+              }) {
             start(job, on: slot)
         }
     }
 
-    func start(_ job: DeliveryJob, on slot: LocalAgentSlot) {
+    func start(_ job: DeliveryJob, on slot: AgentSlot) {
         slot.busy = true
-        inFlightPerKey[job.concurrencyKey, default: 0] += 1
         let envelope = job.message.envelope
         let (seconds, micros) = WallClock.now()
-        let request = LocalProtocol.Request(
-            queueID: job.message.id, sender: envelope.sender, arrivalSeconds: envelope.arrivalSeconds,
-            contentOffset: envelope.contentOffset, contentLength: envelope.contentLength,
-            recipients: job.recipientIndexes.map {
-                LocalProtocol.Recipient(index: $0, address: envelope.recipients[$0].address,
-                                        originalRecipient: envelope.recipients[$0].originalRecipient,
-                                        localUser: job.message.localUsers[$0] ?? "")
-            },
-            arrivalMicroseconds: envelope.arrivalSeconds * 1_000_000 + envelope.arrivalMicroseconds,
-            activatedAt: job.message.activatedAt, dispatchedAt: seconds * 1_000_000 + micros)
-        slot.client.request(request.frame, idempotent: false).assumeIsolated().whenComplete { result in
+        let arrival = envelope.arrivalSeconds * 1_000_000 + envelope.arrivalMicroseconds
+        let frame: IPCFrame
+        switch job.transport {
+        case .local:
+            inFlightPerKey[job.concurrencyKey, default: 0] += 1
+            frame = LocalProtocol.Request(
+                queueID: job.message.id, sender: envelope.sender, arrivalSeconds: envelope.arrivalSeconds,
+                contentOffset: envelope.contentOffset, contentLength: envelope.contentLength,
+                recipients: job.recipientIndexes.map {
+                    LocalProtocol.Recipient(index: $0, address: envelope.recipients[$0].address,
+                                            originalRecipient: envelope.recipients[$0].originalRecipient,
+                                            localUser: job.message.localUsers[$0] ?? "")
+                },
+                arrivalMicroseconds: arrival, activatedAt: job.message.activatedAt,
+                dispatchedAt: seconds * 1_000_000 + micros).frame
+        case .smtp(let mailer, let nexthop):
+            destinations[job.concurrencyKey, default: DestinationState(initial: initialConcurrency)].inFlight += 1
+            frame = SMTPDeliveryProtocol.Request(
+                queueID: job.message.id, sender: envelope.sender, mailer: mailer, nexthop: nexthop,
+                recipients: job.recipientIndexes.map {
+                    SMTPDeliveryProtocol.Recipient(index: $0, address: job.message.remoteAddresses[$0] ?? envelope.recipients[$0].address,
+                                                   notify: NotifyFlags.text(envelope.recipients[$0].notify))
+                },
+                contentOffset: envelope.contentOffset, contentLength: envelope.contentLength,
+                bodyType: envelope[info: .bodyType] ?? "", ret: envelope[info: .dsnRet] ?? "",
+                envid: envelope[info: .dsnEnvid] ?? "", arrivalMicroseconds: arrival,
+                activatedAt: job.message.activatedAt, dispatchedAt: seconds * 1_000_000 + micros).frame
+        }
+        slot.client.request(frame, idempotent: false).assumeIsolated().whenComplete { result in
             slot.busy = false
-            self.inFlightPerKey[job.concurrencyKey, default: 1] -= 1
-            if self.inFlightPerKey[job.concurrencyKey] == 0 { self.inFlightPerKey[job.concurrencyKey] = nil }
+            switch job.transport {
+            case .local:
+                self.inFlightPerKey[job.concurrencyKey, default: 1] -= 1
+                if self.inFlightPerKey[job.concurrencyKey] == 0 { self.inFlightPerKey[job.concurrencyKey] = nil }
+            case .smtp:
+                self.destinations[job.concurrencyKey]?.inFlight -= 1
+            }
             self.completed(job, result)
             self.exitIfDrained()
             self.dispatch()
@@ -290,39 +363,98 @@ public final class QueueManager: @unchecked Sendable {
         message.outstanding -= 1
         switch result {
         case .success(let frame):
-            if let reply = try? LocalProtocol.Result(frame: frame) {
-                for (index, outcome) in reply.outcomes where job.recipientIndexes.contains(index) {
-                    record(message, index, outcome)
+            switch job.transport {
+            case .local:
+                if let reply = try? LocalProtocol.Result(frame: frame) {
+                    recordAll(job, reply.outcomes.map { ($0.index, $0.outcome) })
+                } else {
+                    recordAll(job, [], missing: .deferred(EnhancedStatusCode(4, 3, 0), "delivery agent protocol error"))
                 }
-                // A recipient the agent said nothing about is tried again later.
-                for index in job.recipientIndexes where !reply.outcomes.contains(where: { $0.index == index }) {
-                    record(message, index, .deferred(EnhancedStatusCode(4, 3, 0), "no result from the delivery agent"))
+            case .smtp:
+                guard let reply = try? SMTPDeliveryProtocol.Result(frame: frame) else {
+                    recordAll(job, [], missing: .deferred(EnhancedStatusCode(4, 3, 0), "delivery agent protocol error"))
+                    break
                 }
-            } else {
-                for index in job.recipientIndexes {
-                    record(message, index, .deferred(EnhancedStatusCode(4, 3, 0), "delivery agent protocol error"))
+                for outcome in reply.outcomes where job.recipientIndexes.contains(outcome.index) {
+                    if !outcome.remoteMTA.isEmpty { message.remoteReplies[outcome.index] = (outcome.remoteMTA, outcome.diagnostic) }
+                    if case .delivered = outcome.outcome, !reply.peerDSN { message.relayed.insert(outcome.index) }
                 }
+                recordAll(job, reply.outcomes.map { ($0.index, $0.outcome) })
+                feedback(job, reply)
             }
         case .failure(let error):
             // The agent died or hung mid-delivery. The delivery may have
             // happened; trying again soon risks a duplicate, never a loss.
-            for index in job.recipientIndexes {
-                let failures = (message.agentFailures[index] ?? 0) + 1
-                message.agentFailures[index] = failures
-                if failures < 3 && !draining {
-                    logger.warning("\(message.id): local delivery agent failed (\(error)); retrying")
-                    message.outstanding += 1
-                    let retry = DeliveryJob(message: message, recipientIndexes: [index], concurrencyKey: job.concurrencyKey)
-                    eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(200 * Int64(failures))) {
-                        self.jobs.append(retry)
-                        self.dispatch()
-                    }
-                } else {
-                    record(message, index, .deferred(EnhancedStatusCode(4, 3, 0), "local delivery agent failed: \(error)"))
+            var retry = job
+            retry.agentFailures += 1
+            let what = job.transport == .local ? "local delivery agent" : "smtp-client"
+            if retry.agentFailures < 3 && !draining {
+                logger.warning("\(message.id): \(what) failed (\(error)); retrying")
+                message.outstanding += 1
+                eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(200 * Int64(retry.agentFailures))) {
+                    if retry.transport == .local { self.localQueue.append(retry) } else { self.smtpQueue.append(retry) }
+                    self.dispatch()
                 }
+            } else {
+                recordAll(job, [], missing: .deferred(EnhancedStatusCode(4, 3, 0), "\(what) failed: \(error)"))
             }
         }
         if message.isSettled { finish(message) }
+    }
+
+    /// Records an agent's outcomes; a recipient it said nothing about is
+    /// tried again later.
+    func recordAll(_ job: DeliveryJob, _ outcomes: [(Int, DeliveryOutcome)],
+                   missing: DeliveryOutcome = .deferred(EnhancedStatusCode(4, 3, 0), "no result from the delivery agent")) {
+        var seen = Set<Int>()
+        for (index, outcome) in outcomes where job.recipientIndexes.contains(index) && !seen.contains(index) {
+            seen.insert(index)
+            record(job.message, index, outcome)
+        }
+        for index in job.recipientIndexes where !seen.contains(index) {
+            record(job.message, index, missing)
+        }
+    }
+
+    /// A destination's concurrency follows its results; one no server of
+    /// answers is suspended, and the mail waiting for it is deferred.
+    func feedback(_ job: DeliveryJob, _ result: SMTPDeliveryProtocol.Result) {
+        let key = job.concurrencyKey
+        var state = destinations[key] ?? DestinationState(initial: initialConcurrency)
+        defer {
+            destinations[key] = state
+            if state.inFlight == 0 && state.deadUntil == 0 && state.window >= Double(initialConcurrency) && smtpQueue.isEmpty {
+                // Nothing to remember about a healthy idle destination.
+                destinations[key] = nil
+            }
+        }
+        guard result.destinationFailed else {
+            state.succeeded(limit: destinationLimit)
+            return
+        }
+        let reason = result.outcomes.first?.outcome.text ?? "destination unreachable"
+        let now = WallClock.seconds()
+        guard state.failed(reason: reason, now: now, suspendFor: minimalBackoff) else { return }
+        logger.info("\(key): delivery temporarily suspended for \(DurationText.describe(minimalBackoff)): \(reason)")
+        destinations[key] = state
+        var touched: [ActiveMessage] = []
+        for waiting in smtpQueue.removeAll(for: key) {
+            waiting.message.outstanding -= 1
+            suspend(waiting, reason: reason)
+            if !touched.contains(where: { $0 === waiting.message }) { touched.append(waiting.message) }
+        }
+        // The job's own message is finished by its completion.
+        for message in touched where message !== job.message && message.isSettled { finish(message) }
+    }
+
+    /// Defers a job's recipients without trying: their destination is
+    /// suspended.
+    func suspend(_ job: DeliveryJob, reason: String) {
+        let outcome = DeliveryOutcome.deferred(EnhancedStatusCode(4, 4, 1), "delivery temporarily suspended: \(reason)")
+        for index in job.recipientIndexes {
+            record(job.message, index, outcome)
+            logResult(job.message, index, relay: "none", outcome: outcome)
+        }
     }
 
     func record(_ message: ActiveMessage, _ index: Int, _ outcome: DeliveryOutcome) {
@@ -462,16 +594,6 @@ public final class QueueManager: @unchecked Sendable {
         let activated = Double(message.activatedAt) / 1e6
         let delays = "\(DelayFormat.format(activated - arrival))/\(DelayFormat.format(now - activated))/0/0"
         logger.info("\(message.id): to=<\(recipient.address)>, relay=\(relay), delay=\(DelayFormat.format(now - arrival)), delays=\(delays), dsn=\(outcome.status), status=\(outcome.logWord) (\(outcome.text))")
-    }
-}
-
-/// A connection to one local process, used for one delivery at a time.
-final class LocalAgentSlot {
-    let client: LazyIPCClient
-    var busy = false
-
-    init(client: LazyIPCClient) {
-        self.client = client
     }
 }
 

@@ -168,6 +168,11 @@ public struct Router: Sendable {
                 return MailerTriple(mailer: mailer, host: rest.isEmpty ? d : rest, user: fullUser)
             }
         }
+        if !tables.smartHost.isEmpty {
+            // sendmail's SMART_HOST: the relay mailer to that host.
+            steps.append("smart_host: \(tables.smartHost)")
+            return MailerTriple(mailer: "relay", host: tables.smartHost, user: fullUser)
+        }
         return MailerTriple(mailer: "esmtp", host: d, user: fullUser)
     }
 

@@ -10,11 +10,14 @@ public struct RoutingTables: Sendable {
     public var domaintable: MapTable
     /// Where each class member came from, for explanations.
     public var classSources: [String: String]
+    /// sendmail's SMART_HOST: the host field for mail to other domains that
+    /// mailertable does not route (`[relay.example.net]:587`), or empty.
+    public var smartHost: String
 
     public init(localDomains: Set<String>, relayDomains: Set<String> = [], virtualDomains: Set<String> = [],
                 access: MapTable = .empty("access"), virtusertable: MapTable = .empty("virtusertable"),
                 mailertable: MapTable = .empty("mailertable"), domaintable: MapTable = .empty("domaintable"),
-                classSources: [String: String] = [:]) {
+                classSources: [String: String] = [:], smartHost: String = "") {
         self.localDomains = Set(localDomains.map { $0.lowercasedASCII })
         self.relayDomains = Set(relayDomains.map { $0.lowercasedASCII })
         self.virtualDomains = Set(virtualDomains.map { $0.lowercasedASCII })
@@ -23,6 +26,7 @@ public struct RoutingTables: Sendable {
         self.mailertable = mailertable
         self.domaintable = domaintable
         self.classSources = classSources
+        self.smartHost = smartHost
     }
 
     static func normalized(_ domain: String) -> String {

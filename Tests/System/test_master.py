@@ -40,7 +40,7 @@ def test_a_program_that_keeps_failing_is_restarted_with_growing_delays(make_mta)
     # A daemon directory whose cleanup fails at once, as a broken install would.
     programs = os.path.join(mta.root, "programs")
     os.makedirs(programs)
-    for name in ("master", "smtpd", "qmgr", "local", "aliasd", "pickup", "showq", "hikyaku-drop"):
+    for name in ("master", "smtpd", "qmgr", "local", "aliasd", "pickup", "showq", "smtp-client", "hikyaku-drop"):
         os.symlink(os.path.join(BIN, name), os.path.join(programs, name))
     broken = os.path.join(programs, "cleanup")
     with open(broken, "w") as f:

@@ -16,7 +16,7 @@ def status(pid):
 def test_each_program_runs_with_its_privileges_and_chroot(mta):
     hikyaku = pwd.getpwnam("hikyaku")
     running = mta.pids()
-    assert set(running) >= {"master", "smtpd", "cleanup", "qmgr", "local", "aliasd", "pickup", "showq"}, running
+    assert set(running) >= {"master", "smtpd", "cleanup", "qmgr", "local", "aliasd", "pickup", "showq", "smtp-client"}, running
     spool = os.path.realpath(mta.spool)
     for name, pids in running.items():
         for pid in pids:
@@ -36,7 +36,7 @@ def test_each_program_runs_with_its_privileges_and_chroot(mta):
             assert [int(g) for g in st["Groups"]] == [hikyaku.pw_gid], (name, st["Groups"])
             # No capabilities left.
             assert int(st["CapEff"][0], 16) == 0 and int(st["CapPrm"][0], 16) == 0, (name, st["CapEff"])
-            if name in ("smtpd", "cleanup", "qmgr", "pickup", "showq"):
+            if name in ("smtpd", "cleanup", "qmgr", "pickup", "showq", "smtp-client"):
                 assert root == spool, (name, root)
             else:
                 assert name == "aliasd" and root == "/", (name, root)

@@ -1,0 +1,3 @@
+import SMTPClient
+
+SMTPClientDaemon.main()

@@ -1,0 +1,279 @@
+"""Remote delivery through smtp-client to a real SMTP server (Debian's
+aiosmtpd, run by smtp_peer.py): the wire, retries, bounces, TLS, 8-bit
+conversion, connection reuse, routes."""
+import base64
+import email
+import glob
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import BIN, HOSTNAME, free_port
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEBIAN_PYTHON = "/usr/bin/python3"
+FAST = "minimal_backoff_time = 1s\nmaximal_backoff_time = 2s\nqueue_run_delay = 1s\n"
+
+
+class Peer:
+    def __init__(self, **options):
+        self.dir = tempfile.mkdtemp(prefix="hikyaku-peer-", dir="/tmp")
+        self.port = free_port()
+        config = dict(options, port=self.port, spool=self.dir)
+        path = os.path.join(self.dir, "config.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        self.process = subprocess.Popen([DEBIAN_PYTHON, os.path.join(HERE, "smtp_peer.py"), path],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=open(os.path.join(self.dir, "stderr"), "wb"))
+        line = self.process.stdout.readline()
+        assert line.strip() == b"ready", (line, open(os.path.join(self.dir, "stderr")).read())
+
+    def messages(self):
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.dir, "msg-*.json")),
+                           key=lambda p: int(re.search(r"msg-(\d+)", p).group(1))):
+            with open(path) as f:
+                record = json.load(f)
+            record["content"] = base64.b64decode(record["content"])
+            out.append(record)
+        return out
+
+    def wait_messages(self, count, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            found = self.messages()
+            if len(found) >= count:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"peer got {len(self.messages())} messages, expected {count}")
+
+    def wire(self):
+        try:
+            with open(os.path.join(self.dir, "wire.log"), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+    def sessions(self):
+        try:
+            return len(open(os.path.join(self.dir, "sessions"), "rb").read())
+        except FileNotFoundError:
+            return 0
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def make_peer():
+    peers = []
+
+    def factory(**options):
+        peer = Peer(**options)
+        peers.append(peer)
+        return peer
+
+    yield factory
+    for peer in peers:
+        peer.stop()
+
+
+def routed(make_mta, table, extra=""):
+    """An MTA whose mailertable holds `table` (domain -> route)."""
+    mta = make_mta(start=False)
+    path = os.path.join(mta.etc, "mailertable")
+    with open(path, "w") as f:
+        for domain, route in table.items():
+            f.write(f"{domain}\t{route}\n")
+    mta.write_config(f"mailertable_map = {path}\n{extra}")
+    mta.start()
+    return mta
+
+
+def send(mta, sender, recipients, message):
+    with mta.smtp() as s:
+        s.sendmail(sender, recipients, message)
+
+
+def test_a_message_reaches_the_server_with_crlf_and_dot_stuffing(make_mta, make_peer):
+    peer = make_peer()
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{peer.port}"})
+    body = b"Subject: wire\r\n\r\nfirst\r\n.\r\n..two dots\r\n.leading\r\nlast\r\n"
+    send(mta, "sender@client.example.org", ["a@remote.test", "b@remote.test"], body)
+    [got] = peer.wait_messages(1)
+    assert got["mail_from"] == "sender@client.example.org"
+    assert got["rcpt_tos"] == ["a@remote.test", "b@remote.test"]
+    assert got["helo"] == HOSTNAME
+    # What the server got back after unstuffing is the message as queued
+    # (Received:, Message-ID:, Date: added), with CRLF line endings.
+    head, body = got["content"].split(b"\r\n\r\n", 1)
+    assert body == b"first\r\n.\r\n..two dots\r\n.leading\r\nlast\r\n"
+    assert head.startswith(b"Received: from client.example.org") and b"\r\nSubject: wire\r\n" in head
+    wire = peer.wire()
+    # Every line on the wire ends in CRLF; body dots are doubled.
+    assert b"\n" not in wire.replace(b"\r\n", b"")
+    assert b"\r\n..\r\n...two dots\r\n..leading\r\nlast\r\n.\r\n" in wire
+    mta.wait_log(r"to=<a@remote\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d, .*dsn=2\.0\.0, status=sent \(250 2\.0\.0 Ok: queued as PEER1\)" % peer.port)
+    mta.wait_queue_empty()
+
+
+def test_recipient_refused_with_5xx_bounces_to_the_sender(make_mta, make_peer):
+    peer = make_peer(rcpt={"nobody@": "550 5.1.1 <nobody@remote.test>: Recipient address rejected: User unknown"})
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{peer.port}"})
+    send(mta, f"hkt-alice@{HOSTNAME}", ["nobody@remote.test", "ok@remote.test"], b"Subject: partly\r\n\r\nhi\r\n")
+    [got] = peer.wait_messages(1)
+    assert got["rcpt_tos"] == ["ok@remote.test"]
+    bounce = mta.wait_mbox("hkt-alice", 1)
+    report = email.message_from_bytes(bounce.split(b"\n", 1)[1])
+    assert report.get_content_type() == "multipart/report"
+    status = report.get_payload()[1].get_payload()
+    fields = "\n".join(str(part) for part in status)
+    assert "Final-Recipient: rfc822; nobody@remote.test" in fields
+    assert "Status: 5.1.1" in fields
+    assert "ok@remote.test" not in fields
+    mta.wait_log(r"to=<nobody@remote\.test>, relay=.*dsn=5\.1\.1, status=bounced \(host 127\.0\.0\.1\[127\.0\.0\.1\]:\d+ said: 550 5\.1\.1 <nobody@remote\.test>: Recipient address rejected: User unknown \(in reply to RCPT TO command\)\)")
+    mta.wait_queue_empty()
+
+
+def test_4xx_defers_and_the_retry_delivers(make_mta, make_peer):
+    peer = make_peer(rcpt_once={"grey@": "450 4.2.0 <grey@remote.test>: greylisted, try again"})
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{peer.port}"}, FAST)
+    send(mta, "sender@client.example.org", ["grey@remote.test"], b"Subject: grey\r\n\r\nlater\r\n")
+    mta.wait_log(r"to=<grey@remote\.test>, .*dsn=4\.2\.0, status=deferred \(host .* said: 450 4\.2\.0 <grey@remote\.test>: greylisted, try again \(in reply to RCPT TO command\)\)")
+    [got] = peer.wait_messages(1, timeout=30)
+    assert got["rcpt_tos"] == ["grey@remote.test"]
+    mta.wait_log(r"to=<grey@remote\.test>, .*status=sent")
+    mta.wait_queue_empty()
+
+
+def test_a_peer_without_8bitmime_gets_quoted_printable(make_mta, make_peer):
+    peer = make_peer(no_8bitmime=True)
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{peer.port}"})
+    message = ("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+               "Content-Transfer-Encoding: 8bit\r\nSubject: 8bit\r\n\r\ncaf\u00e9 cr\u00e8me\r\n").encode()
+    with mta.smtp() as s:
+        s.ehlo()
+        s.sendmail("sender@client.example.org", ["a@remote.test"], message, mail_options=["BODY=8BITMIME"])
+    [got] = peer.wait_messages(1)
+    assert "BODY=8BITMIME" not in " ".join(got["mail_options"])
+    assert all(byte < 0x80 for byte in got["content"])
+    parsed = email.message_from_bytes(got["content"])
+    assert parsed["Content-Transfer-Encoding"] == "quoted-printable"
+    assert parsed.get_payload(decode=True).decode("utf-8") == "caf\u00e9 cr\u00e8me\r\n"
+
+
+def test_a_peer_with_8bitmime_gets_the_bytes_as_they_are(make_mta, make_peer):
+    peer = make_peer()
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{peer.port}"})
+    message = "Subject: 8bit\r\n\r\ncaf\u00e9\r\n".encode()
+    with mta.smtp() as s:
+        s.ehlo()
+        s.sendmail("sender@client.example.org", ["a@remote.test"], message, mail_options=["BODY=8BITMIME"])
+    [got] = peer.wait_messages(1)
+    assert "BODY=8BITMIME" in got["mail_options"]
+    assert got["content"].endswith("caf\u00e9\r\n".encode())
+
+
+def make_certificate(directory):
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=peer.example.net"], check=True, capture_output=True)
+    return cert, key
+
+
+def test_a_peer_that_offers_starttls_gets_tls(make_mta, make_peer, tmp_path):
+    cert, key = make_certificate(str(tmp_path))
+    peer = make_peer(tls_cert=cert, tls_key=key)
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{peer.port}"})
+    send(mta, "sender@client.example.org", ["a@remote.test"], b"Subject: tls\r\n\r\nsecret\r\n")
+    [got] = peer.wait_messages(1)
+    assert got["tls"] is True
+    # The certificate is self-signed: encrypted, but not trusted, and said so.
+    mta.wait_log(r"smtp-client\[\d+\]: Untrusted TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:%d: TLSv1\.[23]" % peer.port)
+    assert b"secret" not in peer.wire().split(b"STARTTLS")[0]
+
+
+def test_encrypt_defers_mail_for_a_peer_without_starttls(make_mta, make_peer):
+    peer = make_peer()
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{peer.port}"}, "smtp_tls_security_level = encrypt")
+    send(mta, "sender@client.example.org", ["a@remote.test"], b"Subject: must be secret\r\n\r\nx\r\n")
+    mta.wait_log(r"to=<a@remote\.test>, relay=none, .*dsn=4\.7\.4, status=deferred \(TLS is required, but was not offered by host 127\.0\.0\.1\[127\.0\.0\.1\]:%d\)" % peer.port)
+    assert peer.messages() == []
+
+
+def test_no_server_listening_defers_with_the_reason(make_mta):
+    port = free_port()
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{port}"})
+    send(mta, "sender@client.example.org", ["a@remote.test"], b"Subject: nobody home\r\n\r\nx\r\n")
+    mta.wait_log(r"to=<a@remote\.test>, relay=none, .*dsn=4\.4\.1, status=deferred \(connect to 127\.0\.0\.1\[127\.0\.0\.1\]:%d: Connection refused\)" % port)
+    listing = subprocess.run([os.path.join(BIN, "hikyaku"), "queue", "list", "-c", mta.config],
+                             capture_output=True, text=True).stdout
+    assert "Connection refused" in listing and "a@remote.test" in listing
+
+
+def test_a_server_refusing_every_session_defers(make_mta, make_peer):
+    peer = make_peer(greeting="554 5.7.1 no service for you")
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{peer.port}"})
+    send(mta, "sender@client.example.org", ["a@remote.test"], b"Subject: refused\r\n\r\nx\r\n")
+    mta.wait_log(r"to=<a@remote\.test>, relay=none, .*dsn=4\.7\.1, status=deferred \(host 127\.0\.0\.1\[127\.0\.0\.1\]:\d+ refused to talk to me: 554 5\.7\.1 no service for you\)")
+
+
+def test_messages_to_one_destination_share_a_connection(make_mta, make_peer):
+    peer = make_peer()
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{peer.port}"},
+                 "smtp_connection_cache_time_limit = 5s\ninitial_destination_concurrency = 1\n"
+                 "default_destination_concurrency_limit = 1")
+    with mta.smtp() as s:
+        for n in range(5):
+            s.sendmail("sender@client.example.org", [f"r{n}@remote.test"], f"Subject: {n}\r\n\r\nx\r\n".encode())
+    peer.wait_messages(5)
+    assert peer.sessions() == 1, peer.sessions()
+
+
+def test_many_recipients_of_one_message_go_in_one_transaction(make_mta, make_peer):
+    peer = make_peer()
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{peer.port}"}, "smtp_destination_recipient_limit = 3")
+    recipients = [f"r{n}@remote.test" for n in range(7)]
+    send(mta, "sender@client.example.org", recipients, b"Subject: many\r\n\r\nx\r\n")
+    got = peer.wait_messages(3)
+    assert sorted(len(m["rcpt_tos"]) for m in got) == [1, 3, 3]
+    assert sorted(r for m in got for r in m["rcpt_tos"]) == sorted(recipients)
+
+
+def test_the_smart_host_takes_mail_for_other_domains(make_mta, make_peer):
+    peer = make_peer()
+    mta = make_mta(f"smart_host = [127.0.0.1]:{peer.port}")
+    send(mta, "sender@client.example.org", ["someone@elsewhere.example"], b"Subject: smart\r\n\r\nx\r\n")
+    [got] = peer.wait_messages(1)
+    assert got["rcpt_tos"] == ["someone@elsewhere.example"]
+    # Local mail stays local.
+    send(mta, "sender@client.example.org", [f"hkt-bob@{HOSTNAME}"], b"Subject: local\r\n\r\nx\r\n")
+    mta.wait_mbox("hkt-bob", 1)
+    assert len(peer.messages()) == 1
+
+
+def test_virtusertable_rewrites_the_address_the_server_gets(make_mta, make_peer):
+    peer = make_peer()
+    mta = make_mta(start=False)
+    virt = os.path.join(mta.etc, "virtusertable")
+    with open(virt, "w") as f:
+        f.write("info@example.test\tjun@remote.test\n")
+    table = os.path.join(mta.etc, "mailertable")
+    with open(table, "w") as f:
+        f.write(f"remote.test\tesmtp:[127.0.0.1]:{peer.port}\n")
+    mta.write_config(f"virtusertable_map = {virt}\nmailertable_map = {table}")
+    mta.start()
+    send(mta, "sender@client.example.org", ["info@example.test"], b"Subject: virt\r\n\r\nx\r\n")
+    [got] = peer.wait_messages(1)
+    assert got["rcpt_tos"] == ["jun@remote.test"]
