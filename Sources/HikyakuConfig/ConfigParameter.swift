@@ -106,7 +106,7 @@ extension ConfigParameter {
         ConfigParameter("dns_resolver", "", .string,
             "The DNS server for MX and address lookups, as 127.0.0.1:5353, [::1]:53 or 192.0.2.1 (port 53); empty means the name servers in /etc/resolv.conf, read at start-up."),
         ConfigParameter("dns_timeout", "5s", .time,
-            "How long a DNS lookup waits for the first reply from a server (later rounds wait longer, as the C library does); at least 1 second."),
+            "How long a DNS query waits for a reply from one server before asking the next; at least 1 second."),
         ConfigParameter("dns_attempts", "2", .integer,
             "How many rounds over the DNS servers a lookup makes before it fails for the moment and the delivery is deferred; at least 1."),
 
