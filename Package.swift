@@ -51,6 +51,10 @@ let package = Package(
         // durable writes, blocking sockets, users, logging.
         .target(name: "HikyakuSystem", dependencies: ["CShims", "MailCore", "HikyakuConfig", "HikyakuIPC", system, logging]),
 
+        // DNS lookups for remote delivery through glibc's libresolv.
+        .systemLibrary(name: "CResolv"),
+        .target(name: "DNSResolver", dependencies: ["CResolv", "MailCore"]),
+
         // Berkeley DB maps (sendmail's hash and btree files) and map loading.
         .systemLibrary(name: "CBerkeleyDB", providers: [.apt(["libdb5.3-dev"])]),
         .target(name: "MapStore", dependencies: ["CBerkeleyDB", "SendmailRules", "HikyakuSystem", "HikyakuConfig"]),
@@ -86,7 +90,7 @@ let package = Package(
         .executableTarget(name: "hikyaku-drop", dependencies: ["Submission", "HikyakuSystem"]),
         .target(name: "Administration", dependencies: [
             "HikyakuSystem", "HikyakuConfig", "QueueFormat", "SendmailRules", "MapStore", "AliasService", "Submission",
-            "QueueInspection", "HikyakuIPC", "MailCore",
+            "QueueInspection", "HikyakuIPC", "MailCore", "DNSResolver",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "hikyaku", dependencies: ["Administration"]),
@@ -104,5 +108,6 @@ let package = Package(
         .testTarget(name: "AliasServiceTests", dependencies: ["AliasService", "SendmailRules", "HikyakuIPC", "MailCore"]),
         .testTarget(name: "SendmailRulesTests", dependencies: ["SendmailRules"]),
         .testTarget(name: "SubmissionTests", dependencies: ["Submission"]),
+        .testTarget(name: "DNSResolverTests", dependencies: ["DNSResolver", "MailCore"]),
     ]
 )

@@ -11,7 +11,8 @@ import Submission
 
 /// `hikyaku explain`: the decision smtpd would make for one client, sender
 /// and recipient, every step with the map, file and line that made it, and
-/// where the message would then go.
+/// where the message would then go: the local deliveries, or the mail
+/// servers a live DNS lookup gives for a remote route.
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Explain how a message from a client, sender and recipient would be decided and routed.")
@@ -67,6 +68,7 @@ struct Explain: ParsableCommand {
         print("routing:")
         for step in route.steps { print("  \(step)") }
         print("  \(route.value)")
+        try explainRemoteDelivery(route.value, config: config)
         guard route.value.isLocal else { return }
         print("")
         print("local delivery:")

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import DNSResolver
 import HikyakuConfig
 import HikyakuSystem
 
@@ -143,6 +144,14 @@ struct Check: ParsableCommand {
         var problems: [String] = []
         for (key, line) in config.unknownKeys {
             problems.append("\(config.path), line \(line): unknown parameter \(key)")
+        }
+        let resolver = config.string("dns_resolver")
+        if !resolver.isEmpty {
+            do {
+                _ = try NameserverAddress(parsing: resolver)
+            } catch {
+                problems.append("\(ConfigError(file: config.path, line: config.line(of: "dns_resolver"), key: "dns_resolver", reason: error.message))")
+            }
         }
         let owner = config.string("mail_owner")
         let entry = PasswdEntry.lookup(name: owner)

@@ -102,6 +102,14 @@ extension ConfigParameter {
         ConfigParameter("smtpd_client_lookup_timeout", "2s", .time,
             "How long smtpd waits for the client's reverse DNS name before calling it unknown; loopback clients are never looked up."),
 
+        // Remote delivery
+        ConfigParameter("dns_resolver", "", .string,
+            "The DNS server for MX and address lookups, as 127.0.0.1:5353, [::1]:53 or 192.0.2.1 (port 53); empty means the name servers in /etc/resolv.conf, read at start-up."),
+        ConfigParameter("dns_timeout", "5s", .time,
+            "How long a DNS query waits for a reply from one server before asking the next; at least 1 second."),
+        ConfigParameter("dns_attempts", "2", .integer,
+            "How many rounds over the DNS servers a lookup makes before it fails for the moment and the delivery is deferred; at least 1."),
+
         // Queue manager
         ConfigParameter("queue_run_delay", "300s", .time,
             "How often the deferred queue is scanned for messages due a retry."),

@@ -11,6 +11,7 @@ import smtplib
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -252,3 +253,204 @@ def make_mta(users, tmp_path_factory):
 @pytest.fixture
 def mta(make_mta):
     return make_mta()
+
+
+class DNSServer:
+    """A running dnsmasq that answers for test zones; see the dns_server
+    fixture."""
+
+    def __init__(self, process, port, root, upstreams, ipv6):
+        self.process = process
+        self.port = port
+        self.root = root
+        self.upstreams = upstreams
+        self.ipv6 = ipv6
+
+    @property
+    def address(self):
+        """127.0.0.1:PORT, the value for dns_resolver."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def config(self):
+        """A hikyaku.conf line that sends every lookup to this server."""
+        return f"dns_resolver = {self.address}"
+
+    def log(self):
+        """dnsmasq's query log: one 'query[MX] name from ...' line per question."""
+        try:
+            with open(os.path.join(self.root, "dnsmasq.log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def queries(self, name=None):
+        """The questions asked so far, as (type, name), optionally for one name."""
+        found = re.findall(r"query\[(\w+)\] (\S+) from", self.log())
+        return [(t, n) for t, n in found if name is None or n == name]
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.upstreams.close()
+
+
+class FailingUpstreams:
+    """Two upstream servers for dnsmasq's --server: one answers every
+    question with SERVFAIL, the other reads questions and never answers."""
+
+    def __init__(self):
+        self.servfail = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.servfail.bind(("127.0.0.1", 0))
+        self.silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.silent.bind(("127.0.0.1", 0))
+        self.thread = threading.Thread(target=self.answer_servfail, daemon=True)
+        self.thread.start()
+
+    @property
+    def servfail_port(self):
+        return self.servfail.getsockname()[1]
+
+    @property
+    def silent_port(self):
+        return self.silent.getsockname()[1]
+
+    def answer_servfail(self):
+        while True:
+            try:
+                query, peer = self.servfail.recvfrom(65535)
+            except OSError:
+                return
+            if len(query) < 12:
+                continue
+            # The question back, with QR, RD and RA set and RCODE 2.
+            reply = query[:2] + bytes([0x80 | (query[2] & 0x01), 0x82]) + query[4:6] + b"\0" * 6 + query[12:]
+            try:
+                self.servfail.sendto(reply, peer)
+            except OSError:
+                return
+
+    def close(self):
+        for sock in (self.servfail, self.silent):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self.thread.join(5)
+
+
+def dns_query(port, name, qtype="MX", host="127.0.0.1", timeout=2.0):
+    """Sends one question over UDP and returns the reply's RCODE (0 NOERROR,
+    2 SERVFAIL, 3 NXDOMAIN, 5 REFUSED), or None when nothing came back."""
+    types = {"A": 1, "CNAME": 5, "MX": 15, "AAAA": 28}
+    qid = os.getpid() & 0xFFFF
+    question = b"".join(bytes([len(label)]) + label.encode() for label in name.split(".") if label) + b"\0"
+    packet = qid.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + question \
+        + types[qtype].to_bytes(2, "big") + b"\x00\x01"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(packet, (host, port))
+        try:
+            reply, _ = s.recvfrom(65535)
+        except socket.timeout:
+            return None
+    return reply[3] & 0x0F
+
+
+@pytest.fixture
+def dns_server():
+    """Starts a real DNS server (dnsmasq from Debian's dnsmasq-base, no
+    service, nothing on port 53) with records given per test, and stops it
+    at the end of the test.
+
+    Usage:
+        dns = dns_server(
+            mx={"example.test": [("mx1.example.test", 10), ("mx2.example.test", 20)]},
+            hosts={"mx1.example.test": ["127.0.0.1", "::1"]},   # A and AAAA
+            cnames={"alias.example.test": "example.test"},
+            null_mx=["null.example.test"],                      # MX 0 . (RFC 7505)
+            txt={"nomail.example.test": "v=spf1 -all"},  # a name with no MX, A or AAAA
+            servfail=["broken.test"],     # these domains and their subdomains: SERVFAIL
+            timeout=["slow.test"],        # these: never answered (the client times out)
+            records=[("txt.example.test", 16, "0568656c6c6f")], # any type, RDATA in hex
+            local=["test"],               # unknown names under these: NXDOMAIN
+            ipv6=True)                    # listen on [::1]:PORT too
+        mta = make_mta(config_extra=dns.config + "\ndns_timeout = 1s\ndns_attempts = 1")
+
+    Every argument is optional. Names outside `local` that no argument
+    names are refused (the server has no upstream), which a resolver
+    treats as a temporary failure. The returned DNSServer has `port`,
+    `address` ("127.0.0.1:PORT"), `config` (the dns_resolver line),
+    `log()` and `queries(name)` (every question asked, from dnsmasq's
+    query log), and `stop()`. dnsmasq answers with TTL 0, so nothing is
+    cached between questions. `dns_query(port, name, qtype)` in this
+    module asks it directly and returns the RCODE."""
+    started = []
+
+    def start(mx=None, hosts=None, cnames=None, null_mx=(), txt=None, servfail=(), timeout=(), records=(),
+              local=("test",), ipv6=False):
+        root = tempfile.mkdtemp(prefix="hikyaku-dns-", dir="/tmp")
+        upstreams = FailingUpstreams()
+        args = []
+        for domain in local:
+            args.append(f"--local=/{domain}/")
+        for domain, targets in (mx or {}).items():
+            for target, preference in targets:
+                args.append(f"--mx-host={domain},{target},{preference}")
+        for name, addresses in (hosts or {}).items():
+            args.append(f"--host-record={name}," + ",".join(addresses))
+        for alias, target in (cnames or {}).items():
+            args.append(f"--cname={alias},{target}")
+        for domain in null_mx:
+            args.append(f"--dns-rr={domain},15,000000")
+        for name, text in (txt or {}).items():
+            args.append(f"--txt-record={name},{text}")
+        for name, rrtype, hexdata in records:
+            args.append(f"--dns-rr={name},{rrtype},{hexdata}")
+        for domain in servfail:
+            args.append(f"--server=/{domain}/127.0.0.1#{upstreams.servfail_port}")
+        for domain in timeout:
+            args.append(f"--server=/{domain}/127.0.0.1#{upstreams.silent_port}")
+        error = ""
+        for _ in range(5):
+            # A port free for TCP is almost always free for UDP too; when
+            # it is not, dnsmasq says so and another is tried.
+            port = free_port()
+            assert port != 53
+            listen = ["--listen-address=127.0.0.1"] + (["--listen-address=::1"] if ipv6 else [])
+            with open(os.path.join(root, "dnsmasq.err"), "wb") as err:
+                process = subprocess.Popen(
+                    ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                     "--no-poll", f"--port={port}", "--bind-interfaces", "--user=root", "--group=root",
+                     f"--pid-file={root}/dnsmasq.pid", f"--log-facility={root}/dnsmasq.log", "--log-queries"]
+                    + listen + args,
+                    stdout=subprocess.DEVNULL, stderr=err)
+            server = DNSServer(process, port, root, upstreams, ipv6)
+            deadline = time.time() + 10
+            while time.time() < deadline and process.poll() is None:
+                # A name outside every zone: REFUSED at once once it listens.
+                if dns_query(port, "ready.invalid", "A", timeout=0.2) is not None:
+                    started.append(server)
+                    return server
+            process.kill()
+            process.wait()
+            with open(os.path.join(root, "dnsmasq.err"), errors="replace") as f:
+                error = f.read()
+            if "in use" not in error:
+                break
+        upstreams.close()
+        shutil.rmtree(root, ignore_errors=True)
+        raise RuntimeError(f"dnsmasq did not start: {error or 'no answer within 10 seconds'}")
+
+    yield start
+    for server in started:
+        server.stop()
+        if not os.environ.get("HIKYAKU_KEEP_TEST_ROOT"):
+            shutil.rmtree(server.root, ignore_errors=True)
