@@ -53,7 +53,7 @@ let package = Package(
 
         // DNS lookups for remote delivery through glibc's libresolv.
         .systemLibrary(name: "CResolv"),
-        .target(name: "DNSResolver", dependencies: ["CResolv", "MailCore"]),
+        .target(name: "DNSResolver", dependencies: ["CResolv", "MailCore", "HikyakuConfig", "HikyakuSystem"]),
 
         // Berkeley DB maps (sendmail's hash and btree files) and map loading.
         .systemLibrary(name: "CBerkeleyDB", providers: [.apt(["libdb5.3-dev"])]),
@@ -72,7 +72,7 @@ let package = Package(
         .target(name: "Pickup", dependencies: ["HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "MailCore"] + nio),
         .target(name: "Master", dependencies: ["HikyakuSystem", "HikyakuConfig", "MailCore", "CShims"]),
         .target(name: "SMTPClient", dependencies: [
-            "SMTPProtocol", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "QueueFormat",
+            "SMTPProtocol", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "QueueFormat", "DNSResolver",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOTLS", package: "swift-nio"),
         ] + nio),

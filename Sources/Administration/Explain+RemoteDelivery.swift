@@ -23,8 +23,14 @@ extension Explain {
             print("remote delivery: \(error)")
             throw ExitCode(1)
         }
-        let resolver = try Self.makeResolver(config)
-        let identity = try Self.localIdentity(config)
+        let resolver: DNSResolver
+        let identity: LocalIdentity
+        do {
+            resolver = try DNSResolver.configured(config)
+            identity = try LocalIdentity.configured(config)
+        } catch {
+            throw ValidationError("\(error)")
+        }
         let servers = resolver.nameservers.map(\.description).joined(separator: ", ")
         let how = nexthop.usesMX ? "MX lookup" : "no MX lookup"
         print("remote delivery to \(nexthop) (\(how), name servers \(servers)):")
@@ -53,35 +59,5 @@ extension Explain {
         if let failure = route.failure {
             print("  \(failure.outcome.logWord): \(failure)")
         }
-    }
-
-    static func makeResolver(_ config: Configuration) throws -> DNSResolver {
-        do {
-            return try DNSResolver(nameserver: config.string("dns_resolver"),
-                                   timeoutSeconds: config.seconds("dns_timeout"),
-                                   attempts: config.integer("dns_attempts"))
-        } catch {
-            let key = error.code == .invalidNameserver ? "dns_resolver" : nil
-            throw ValidationError("\(ConfigError(file: config.path, line: key.map { config.line(of: $0) } ?? 0, key: key, reason: error.message))")
-        }
-    }
-
-    /// Ourselves, as smtp-client will see it: `myhostname`, and the
-    /// addresses smtpd listens on (every interface's for a wildcard).
-    static func localIdentity(_ config: Configuration) throws -> LocalIdentity {
-        var addresses: [IPAddress] = []
-        for spec in config.list("smtpd_listen") {
-            guard let (host, _) = Sockets.parseHostPort(spec) else { continue }
-            if host == "0.0.0.0" || host == "::" {
-                do {
-                    addresses += try LocalInterfaces.addresses()
-                } catch {
-                    throw ValidationError("smtpd_listen \(spec): \(error)")
-                }
-            } else if let address = IPAddress(parsing: host) {
-                addresses.append(address)
-            }
-        }
-        return LocalIdentity(names: [config.string("myhostname")], addresses: addresses)
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import DNSResolver
 import HikyakuIPC
 import HikyakuSystem
 import MailCore
@@ -39,11 +40,11 @@ final class DeliveryAttempt: @unchecked Sendable {
         guard Self.smtpMailers.contains(request.mailer.lowercased()) else {
             return finish(all: .deferred(EnhancedStatusCode(4, 3, 5), "mail transport unavailable: mailer \(request.mailer) is not an SMTP mailer"))
         }
-        let destination: SMTPDestination
+        let destination: Nexthop
         do {
-            destination = try SMTPDestination.parse(request.nexthop)
+            destination = try Nexthop(parsing: request.nexthop)
         } catch {
-            return finish(all: .deferred(EnhancedStatusCode(4, 3, 5), "bad host \"\(request.nexthop)\" in the route: \(error)"))
+            return finish(all: .deferred(EnhancedStatusCode(4, 3, 5), "bad route: \(error)"))
         }
         do {
             let path = daemon.context.spool.file(.active, request.queueID.rawValue)
@@ -79,7 +80,7 @@ final class DeliveryAttempt: @unchecked Sendable {
         return resolveAndConnect(destination, key: key)
     }
 
-    func resolveAndConnect(_ destination: SMTPDestination, key: String) -> EventLoopFuture<SMTPDeliveryProtocol.Result> {
+    func resolveAndConnect(_ destination: Nexthop, key: String) -> EventLoopFuture<SMTPDeliveryProtocol.Result> {
         let resolve = daemon.resolve
         return daemon.pool.runIfActive(eventLoop: eventLoop) { resolve(destination) }
             .recover { error in .failed(.deferred(EnhancedStatusCode(4, 4, 3), "name service unavailable: \(error)")) }

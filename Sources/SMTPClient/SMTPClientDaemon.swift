@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import DaemonSkeleton
+import DNSResolver
 import HikyakuConfig
 import HikyakuIPC
 import HikyakuSystem
@@ -25,8 +26,8 @@ enum RouteLookup: Sendable, Equatable {
     case failed(DeliveryOutcome)
 }
 
-/// Resolves a destination; blocking, run on the thread pool.
-typealias RouteResolver = @Sendable (SMTPDestination) -> RouteLookup
+/// Resolves a route's host field; blocking, run on the thread pool.
+typealias RouteResolver = @Sendable (Nexthop) -> RouteLookup
 
 /// smtp-client - delivers mail to other hosts over SMTP
 ///

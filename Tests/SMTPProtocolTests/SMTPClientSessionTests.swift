@@ -200,19 +200,3 @@ struct SMTPClientSessionTests {
         #expect(XText.encode("a+b=c d\u{e9}") == "a+2Bb+3Dc+20d+C3+A9")
     }
 }
-
-@Suite("SMTP destinations")
-struct SMTPDestinationTests {
-    @Test("host fields: domain, [host], address literals, ports")
-    func parse() throws {
-        #expect(try SMTPDestination.parse("example.org") == SMTPDestination(host: "example.org", port: 25, mxLookup: true))
-        #expect(try SMTPDestination.parse("example.org.:2525") == SMTPDestination(host: "example.org", port: 2525, mxLookup: true))
-        #expect(try SMTPDestination.parse("[relay.example.net]:587") == SMTPDestination(host: "relay.example.net", port: 587, mxLookup: false))
-        #expect(try SMTPDestination.parse("[192.0.2.1]") == SMTPDestination(host: "192.0.2.1", port: 25, mxLookup: false))
-        #expect(try SMTPDestination.parse("[IPv6:2001:db8::1]:26") == SMTPDestination(host: "2001:db8::1", port: 26, mxLookup: false))
-        #expect(throws: SMTPDestination.ParseError.badPort(":99999")) { try SMTPDestination.parse("[h]:99999") }
-        #expect(throws: SMTPDestination.ParseError.badHost("a b")) { try SMTPDestination.parse("a b") }
-        #expect(throws: SMTPDestination.ParseError.empty) { try SMTPDestination.parse(" ") }
-        #expect(SMTPDestination(host: "relay", port: 587, mxLookup: false).description == "[relay]:587")
-    }
-}

@@ -24,6 +24,15 @@ USERS = ["hkt-alice", "hkt-bob", "hkt-carol", "hkt-dave"]
 HOSTNAME = "mail.example.test"
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+DEAD_DNS_PORT = free_port()
+
+
 def install_setgid_helper():
     """hikyaku-drop is setgid hikyaku-drop, as the package installs it."""
     helper = os.path.join(BIN, "hikyaku-drop")
@@ -45,12 +54,6 @@ def ensure_users():
             os.makedirs(home)
             entry = pwd.getpwnam(user)
             os.chown(home, entry.pw_uid, entry.pw_gid)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def mail_processes(config_path):
@@ -110,6 +113,11 @@ maillog_file = {self.maillog}
 mail_spool_directory = {self.mail}
 alias_file = {self.etc}/aliases
 local_host_names_file = {self.etc}/local-host-names
+# No test asks this machine's DNS: a name server nobody answers at, unless
+# the test starts its own (dns_server) and names it below.
+dns_resolver = 127.0.0.1:{DEAD_DNS_PORT}
+dns_timeout = 1s
+dns_attempts = 1
 {extra}
 """)
 

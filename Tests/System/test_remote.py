@@ -277,3 +277,65 @@ def test_virtusertable_rewrites_the_address_the_server_gets(make_mta, make_peer)
     send(mta, "sender@client.example.org", ["info@example.test"], b"Subject: virt\r\n\r\nx\r\n")
     [got] = peer.wait_messages(1)
     assert got["rcpt_tos"] == ["jun@remote.test"]
+
+
+def dns_routed(make_mta, dns, table=None, extra=""):
+    mta = make_mta(start=False)
+    lines = [dns.config, "dns_timeout = 1s", "dns_attempts = 1", extra]
+    if table:
+        path = os.path.join(mta.etc, "mailertable")
+        with open(path, "w") as f:
+            for domain, route in table.items():
+                f.write(f"{domain}\t{route}\n")
+        lines.append(f"mailertable_map = {path}")
+    mta.write_config("\n".join(lines))
+    mta.start()
+    return mta
+
+
+def bounce_status(mta, user="hkt-alice"):
+    """The Status: and Diagnostic-Code: of the one bounce in USER's mbox."""
+    report = email.message_from_bytes(mta.wait_mbox(user, 1).split(b"\n", 1)[1])
+    recipient = report.get_payload()[1].get_payload()[1]
+    return recipient["Status"], recipient["Diagnostic-Code"], recipient["Final-Recipient"]
+
+
+def test_mx_preference_order_and_fallback_when_the_first_refuses(make_mta, make_peer, dns_server):
+    peer = make_peer()
+    dns = dns_server(mx={"remote.test": [("mx1.remote.test", 10), ("mx2.remote.test", 20)]},
+                     hosts={"mx1.remote.test": ["127.0.0.2"], "mx2.remote.test": ["127.0.0.1"]})
+    mta = dns_routed(make_mta, dns, {"remote.test": f"esmtp:remote.test:{peer.port}"})
+    send(mta, "sender@client.example.org", ["a@remote.test"], b"Subject: mx\r\n\r\nx\r\n")
+    [got] = peer.wait_messages(1)
+    assert got["rcpt_tos"] == ["a@remote.test"]
+    # The better MX was tried first and refused the connection.
+    mta.wait_log(r"smtp-client\[\d+\]: \w+: connect to mx1\.remote\.test\[127\.0\.0\.2\]:%d: Connection refused" % peer.port)
+    mta.wait_log(r"to=<a@remote\.test>, relay=mx2\.remote\.test\[127\.0\.0\.1\]:%d, .*status=sent" % peer.port)
+    assert dns.queries("remote.test")
+
+
+def test_null_mx_bounces_at_once(make_mta, dns_server):
+    dns = dns_server(null_mx=["nullmx.test"])
+    mta = dns_routed(make_mta, dns)
+    send(mta, f"hkt-alice@{HOSTNAME}", ["x@nullmx.test"], b"Subject: null\r\n\r\nx\r\n")
+    status, diagnostic, final = bounce_status(mta)
+    assert status == "5.1.10" and "nullmx.test does not accept mail (nullMX)" in diagnostic
+    assert final == "rfc822; x@nullmx.test"
+
+
+def test_nxdomain_bounces_and_servfail_defers(make_mta, dns_server):
+    dns = dns_server(servfail=["broken.test"])
+    mta = dns_routed(make_mta, dns)
+    send(mta, f"hkt-alice@{HOSTNAME}", ["x@nothere.test"], b"Subject: nx\r\n\r\nx\r\n")
+    status, diagnostic, _ = bounce_status(mta)
+    assert status == "5.1.2" and "Host or domain name not found" in diagnostic and "name=nothere.test type=MX" in diagnostic
+    send(mta, f"hkt-alice@{HOSTNAME}", ["x@broken.test"], b"Subject: servfail\r\n\r\nx\r\n")
+    mta.wait_log(r"to=<x@broken\.test>, relay=none, .*dsn=4\.4\.3, status=deferred \(Host or domain name not found\. Name service error for name=broken\.test type=MX: Host not found, try again\)")
+
+
+def test_an_mx_pointing_back_at_us_bounces_as_a_loop(make_mta, dns_server):
+    dns = dns_server(mx={"loop.test": [("mail.loop.test", 10)]}, hosts={"mail.loop.test": ["127.0.0.1"]})
+    mta = dns_routed(make_mta, dns)
+    send(mta, f"hkt-alice@{HOSTNAME}", ["x@loop.test"], b"Subject: loop\r\n\r\nx\r\n")
+    status, diagnostic, _ = bounce_status(mta)
+    assert status == "5.4.6" and "mail for loop.test loops back to myself" in diagnostic

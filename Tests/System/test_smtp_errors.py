@@ -180,7 +180,7 @@ def test_relay_is_only_for_127_0_0_1(mta):
         queued = s.command("Subject: out\r\n\r\nx\r\n.")
         assert queued.startswith("250 2.0.0 Ok: queued as ")
     queue_id = queued.rsplit(" ", 1)[1]
-    # No remote transport yet: the message waits in deferred/.
+    # The tests' name server does not answer: the message waits in deferred/.
     mta.wait_log(rf"{queue_id}: to=<someone@elsewhere\.example>, relay=none, .*status=deferred")
     deadline = time.time() + 10
     while queue_id not in mta.queue_files("deferred") and time.time() < deadline:
