@@ -1,0 +1,78 @@
+#!/bin/bash
+# The relay benchmark: 5,000 messages (1 KiB) into the MTA over 20 sessions,
+# relayed to Postfix's smtp-sink on 127.0.0.1:2626, hikyaku then Postfix,
+# each sending everything for relay.test to the sink.
+#   Benchmarks/relay-bench.sh [REPS]        (default 3)
+# Env: BENCH_DIR (default ../shared/bench), SKIP_POSTFIX=1, SKIP_HIKYAKU=1.
+# Needs root (Postfix's package, port 2525). Results: Benchmarks/results/relay-*.jsonl.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+bench=${BENCH_DIR:-$(cd "$top/../shared/bench" && pwd)}
+reps=${1:-3}
+results="$top/Benchmarks/results"
+mkdir -p "$results"
+stamp=$(date +%Y%m%d-%H%M%S)
+out="$results/relay-$stamp.jsonl"
+[ -x "$bench/tools/postfix-3.7.11/bin/smtp-sink" ] || "$bench/setup-loadgen"
+
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/2525) 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+run_hikyaku() {
+    (cd "$top" && swift build -c release)
+    local root="$top/run-bench"
+    rm -rf "$root"
+    mkdir -p "$root/etc"
+    : > "$root/etc/local-host-names"
+    "$top/Packaging/create-users.sh"
+    cat > "$root/etc/hikyaku.conf" <<CONF
+queue_directory = $root/spool
+daemon_directory = $top/.build/release
+smtpd_listen = 127.0.0.1:2525
+maillog_file = $root/maillog
+alias_file = /etc/aliases
+local_host_names_file = $root/etc/local-host-names
+smart_host = [127.0.0.1]:2626
+CONF
+    "$top/.build/release/master" -c "$root/etc/hikyaku.conf" &
+    local master=$!
+    wait_port
+    for _ in $(seq "$reps"); do
+        python3 "$top/Benchmarks/relay_bench.py" --name hikyaku --target 127.0.0.1:2525 --bench-dir "$bench" | tee -a "$out"
+    done
+    kill -TERM "$master"; wait "$master" || true
+}
+
+run_postfix() {
+    "$bench/anchor-postfix" install >/dev/null
+    cp /etc/postfix/main.cf /etc/postfix/main.cf.relay-bench
+    postconf -e 'relayhost = [127.0.0.1]:2626' 'default_transport = smtp' 'relay_transport = smtp'
+    "$bench/anchor-postfix" start
+    for _ in $(seq "$reps"); do
+        python3 "$top/Benchmarks/relay_bench.py" --name postfix --target 127.0.0.1:2525 --bench-dir "$bench" | tee -a "$out"
+    done
+    "$bench/anchor-postfix" stop
+    mv /etc/postfix/main.cf.relay-bench /etc/postfix/main.cf
+}
+
+[ -n "${SKIP_HIKYAKU:-}" ] || run_hikyaku
+[ -n "${SKIP_POSTFIX:-}" ] || run_postfix
+python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+by = {}
+for r in rows:
+    by.setdefault(r["mta"], []).append(r)
+for mta, rs in by.items():
+    print(f"{mta}: accept {statistics.median(r['accept_rate'] for r in rs)} msg/s, "
+          f"relay {statistics.median(r['relay_rate'] for r in rs)} msg/s over {len(rs)} runs")
+if "hikyaku" in by and "postfix" in by:
+    h = statistics.median(r["relay_rate"] for r in by["hikyaku"])
+    p = statistics.median(r["relay_rate"] for r in by["postfix"])
+    print(f"relay ratio hikyaku/postfix: {h / p:.2f}")
+PY
