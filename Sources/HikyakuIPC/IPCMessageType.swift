@@ -86,4 +86,13 @@ public enum IPCKey: UInt16, Sendable {
     case statusWord = 37
     /// A command-line option, as the caller wrote it.
     case option = 38
+    /// RFC 3461 NOTIFY of one recipient (``DSNNotify``'s raw value, 0 when
+    /// not given), repeated in step with `recipient`.
+    case recipientNotify = 39
+    /// RFC 3461 ORCPT of one recipient, decoded (`rfc822;jun@example.jp`),
+    /// empty when not given; repeated in step with `recipient`.
+    case orcpt = 40
+    /// RFC 3464 action of one delivered recipient (`delivered`, `expanded`,
+    /// `relayed`), repeated in step with `recipientIndex`.
+    case dsnAction = 41
 }

@@ -19,6 +19,9 @@ final class ActiveMessage {
     var agentFailures: [Int: Int] = [:]
     /// Recipients bounced in this pass (the bounce notice is owed).
     var bounced: [Int: DeliveryOutcome] = [:]
+    /// Recipients delivered in this pass, for the success report (RFC 3461
+    /// NOTIFY=SUCCESS; BounceNotice.sendSuccessReport).
+    var successes: [Int: DeliveryReport.Event] = [:]
     /// Local recipients grouped by user while they are being resolved.
     var localGroups: [String: [Int]] = [:]
     /// The local user each local recipient resolved to.

@@ -291,6 +291,7 @@ public final class QueueManager: @unchecked Sendable {
         switch result {
         case .success(let frame):
             if let reply = try? LocalProtocol.Result(frame: frame) {
+                message.noteSuccesses(reply)
                 for (index, outcome) in reply.outcomes where job.recipientIndexes.contains(index) {
                     record(message, index, outcome)
                 }
@@ -344,6 +345,7 @@ public final class QueueManager: @unchecked Sendable {
     // MARK: Finishing a pass
 
     func finish(_ message: ActiveMessage) {
+        BounceNotice.sendSuccessReport(for: message, manager: self)
         let now = WallClock.seconds()
         if now - message.envelope.arrivalSeconds >= queueLifetime {
             for (index, outcome) in message.deferred {
