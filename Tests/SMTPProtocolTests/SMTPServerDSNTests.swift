@@ -107,7 +107,7 @@ struct SMTPServerDSNTests {
         #expect(Self.run(["MAIL FROM:<a@x.org>", "RCPT TO:<b@x.org> " + parameters]).0 == expected)
     }
 
-    @Test("NOTIFY and ORCPT belong to MAIL's neighbour only: on MAIL they are unsupported")
+    @Test("NOTIFY on MAIL is an unsupported option")
     func wrongCommand() {
         #expect(Self.run(["MAIL FROM:<a@x.org> NOTIFY=NEVER"]).0 == "555 5.5.4 Unsupported option: NOTIFY")
     }
