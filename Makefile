@@ -1,6 +1,8 @@
 # hikyaku: build, run and test. See README.md.
 SWIFT ?= swift
-PYTHON ?= python3
+# Debian's Python: the system tests need python3-pytest and
+# python3-flufl.bounce, which a pyenv python3 on PATH does not see.
+PYTHON ?= /usr/bin/python3
 BIN := $(CURDIR)/.build/debug
 
 .PHONY: all build run test unit-test system-test check-privilege lint-man bench clean

@@ -174,6 +174,11 @@ struct QueueCommand: ParsableCommand {
                 case .dropped: status = "dropped"
                 }
                 print("recipient: <\(recipient.address)> \(status)")
+                // RFC 3461 requests, and the address before alias expansion.
+                let dsn = recipient.dsn
+                if !dsn.notify.isEmpty { print("  notify: \(dsn.notify)") }
+                if let original = dsn.originalRecipient { print("  orcpt: \(original)") }
+                if !recipient.originalRecipient.isEmpty { print("  original recipient: <\(recipient.originalRecipient)>") }
             }
             guard !envelope else { return }
             print("")

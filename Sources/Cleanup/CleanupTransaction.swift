@@ -54,19 +54,30 @@ final class CleanupTransaction {
         // domaintable rewrites the sender as well as the header fields.
         var envelope = QueueEnvelope(arrivalSeconds: seconds, arrivalMicroseconds: microseconds,
                                      sender: rewriter.rewriteAddress(begin.sender),
-                                     recipients: begin.recipients.map {
-                                         QueueRecipient(address: $0, notify: NotifyFlags.parse(begin.notify) ?? 0)
-                                     })
+                                     recipients: Self.recipients(of: begin))
         envelope[info: .origin] = begin.origin.rawValue
         if !begin.clientName.isEmpty { envelope[info: .clientName] = begin.clientName }
         if !begin.clientAddress.isEmpty { envelope[info: .clientAddress] = begin.clientAddress }
         if !begin.heloName.isEmpty { envelope[info: .heloName] = begin.heloName }
         if !begin.protocolName.isEmpty { envelope[info: .protocolName] = begin.protocolName }
         if !begin.bodyType.isEmpty { envelope[info: .bodyType] = begin.bodyType }
-        if !begin.ret.isEmpty { envelope[info: .dsnRet] = begin.ret.uppercased() }
-        if !begin.envid.isEmpty { envelope[info: .dsnEnvid] = begin.envid }
+        if let ret = DSNReturn(parameter: begin.ret) { envelope[info: .dsnRet] = ret.rawValue }
+        if let envid = DSNEnvelopeID.validated(begin.envid) { envelope[info: .dsnEnvid] = envid }
         if !begin.submitter.isEmpty { envelope[info: .submitter] = begin.submitter }
         pending = writer.envelope(envelope)
+    }
+
+    /// The queue file's recipients with their RFC 3461 NOTIFY and ORCPT: a
+    /// recipient's own NOTIFY (SMTP), else the message-wide one (sendmail -N);
+    /// a message-wide value that is not a NOTIFY list counts as not given.
+    static func recipients(of begin: CleanupProtocol.Begin) -> [QueueRecipient] {
+        let common = DSNNotify(option: begin.notify) ?? []
+        return begin.recipients.indices.map { index in
+            let own = index < begin.recipientDSN.count ? begin.recipientDSN[index] : RecipientDSN()
+            let notify = own.notify.isEmpty ? common : own.notify
+            return QueueRecipient(address: begin.recipients[index], notify: notify.rawValue,
+                                  orcpt: own.originalRecipient?.stored ?? "")
+        }
     }
 
     /// `From: Full Name <user@host>` for -F, quoted when the name needs it.

@@ -38,10 +38,15 @@ public enum CleanupProtocol {
         public var removeBcc = false
         /// Local submissions (-F): the name for a From: field that is added.
         public var fullName = ""
-        /// DSN (RFC 3461): NOTIFY for every recipient, RET, ENVID.
+        /// DSN (RFC 3461): NOTIFY for every recipient (sendmail -N), RET
+        /// (`FULL`, `HDRS`), ENVID (decoded). cleanup ignores values that are
+        /// not valid.
         public var notify = ""
         public var ret = ""
         public var envid = ""
+        /// NOTIFY and ORCPT of each recipient, in step with `recipients`, or
+        /// empty. A recipient's own NOTIFY wins over `notify`.
+        public var recipientDSN: [RecipientDSN] = []
         /// Local submissions: the submitting user's uid.
         public var submitter = ""
 
@@ -73,6 +78,10 @@ public enum CleanupProtocol {
             if !notify.isEmpty { f.add(.notify, notify) }
             if !ret.isEmpty { f.add(.statusWord, ret) }
             if !envid.isEmpty { f.add(.messageID, envid) }
+            for dsn in recipientDSN {
+                f.add(.recipientNotify, Int(dsn.notify.rawValue))
+                f.add(.orcpt, dsn.originalRecipient?.stored ?? "")
+            }
             if !submitter.isEmpty { f.add(.localUser, submitter) }
             return f
         }
@@ -95,8 +104,36 @@ public enum CleanupProtocol {
             notify = frame.string(.notify) ?? ""
             ret = frame.string(.statusWord) ?? ""
             envid = frame.string(.messageID) ?? ""
+            recipientDSN = try CleanupProtocol.decodeRecipientDSN(in: frame, recipients: recipients.count)
             submitter = frame.string(.localUser) ?? ""
         }
+    }
+
+    /// Per-recipient NOTIFY and ORCPT: none at all, or exactly one of each
+    /// per recipient, each valid (`orcpt` may be empty).
+    static func decodeRecipientDSN(in frame: IPCFrame, recipients: Int) throws(IPCError) -> [RecipientDSN] {
+        let notifies = frame.attributes.filter { $0.key == .recipientNotify }
+        let originals = frame.strings(.orcpt)
+        if notifies.isEmpty && originals.isEmpty { return [] }
+        guard notifies.count == recipients, originals.count == recipients else {
+            throw .missingAttribute(key: IPCKey.recipientNotify.rawValue, type: frame.type.rawValue)
+        }
+        var out: [RecipientDSN] = []
+        for (notify, original) in zip(notifies, originals) {
+            let value = notify.value.count == 8 ? IPCFrame.decodeInt(notify.value[...]) : -1
+            guard (0...255).contains(value), DSNNotify(rawValue: UInt8(value)).isValid else {
+                throw .badAttribute(key: IPCKey.recipientNotify.rawValue, type: frame.type.rawValue)
+            }
+            var dsn = RecipientDSN(notify: DSNNotify(rawValue: UInt8(value)))
+            if !original.isEmpty {
+                guard let parsed = OriginalRecipient(stored: original) else {
+                    throw .badAttribute(key: IPCKey.orcpt.rawValue, type: frame.type.rawValue)
+                }
+                dsn.originalRecipient = parsed
+            }
+            out.append(dsn)
+        }
+        return out
     }
 
     public enum Reply: Equatable, Sendable {

@@ -157,6 +157,8 @@ public enum IPCError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownType(UInt16)
     case truncatedAttribute
     case missingAttribute(key: UInt16, type: UInt16)
+    /// An attribute whose value is not one the key allows.
+    case badAttribute(key: UInt16, type: UInt16)
     case unexpectedMessage(UInt16)
     case peerClosed
     case timedOut
@@ -169,6 +171,7 @@ public enum IPCError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownType(let t): return "unknown message type \(t)"
         case .truncatedAttribute: return "truncated attribute"
         case .missingAttribute(let key, let type): return "message type \(type) lacks attribute \(key)"
+        case .badAttribute(let key, let type): return "message type \(type) has a bad value for attribute \(key)"
         case .unexpectedMessage(let t): return "unexpected message type \(t)"
         case .peerClosed: return "peer closed the connection"
         case .timedOut: return "peer timed out"

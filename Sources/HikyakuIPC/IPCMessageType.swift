@@ -90,6 +90,15 @@ public enum IPCKey: UInt16, Sendable {
     case statusWord = 37
     /// A command-line option, as the caller wrote it.
     case option = 38
+    /// RFC 3461 NOTIFY of one recipient (``DSNNotify``'s raw value, 0 when
+    /// not given), repeated in step with `recipient`.
+    case recipientNotify = 39
+    /// RFC 3461 ORCPT of one recipient, decoded (`rfc822;jun@example.jp`),
+    /// empty when not given; repeated in step with `recipient`.
+    case orcpt = 40
+    /// RFC 3464 action of one delivered recipient (`delivered`, `expanded`,
+    /// `relayed`), repeated in step with `recipientIndex`.
+    case dsnAction = 41
     // Remote delivery (smtp-client).
     /// The server that answered: `dns; mx.example.org` for DSN's Remote-MTA.
     case remoteMTA = 60
@@ -97,8 +106,6 @@ public enum IPCKey: UInt16, Sendable {
     case diagnostic = 61
     /// No host of the destination could take mail (for qmgr's concurrency).
     case destinationFailed = 62
-    /// RFC 3461 ORCPT, decoded: `rfc822;user@example.org`.
-    case dsnOriginalRecipient = 63
     /// The message needs SMTPUTF8 (RFC 6531).
     case smtpUTF8 = 64
     /// The peer took the message with DSN support (RFC 3461 "relayed" otherwise).

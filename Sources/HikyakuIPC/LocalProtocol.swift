@@ -94,13 +94,19 @@ public enum LocalProtocol {
 
     public struct Result: Equatable, Sendable {
         public var outcomes: [(index: Int, outcome: DeliveryOutcome)]
+        /// For delivered recipients, the RFC 3464 action of a success report:
+        /// `delivered` (a mailbox, file or command; also a list with an
+        /// owner-), or `expanded` (an alias or .forward). Absent: delivered.
+        public var actions: [Int: DeliveryStatusNotification.Action]
 
-        public init(outcomes: [(index: Int, outcome: DeliveryOutcome)]) {
+        public init(outcomes: [(index: Int, outcome: DeliveryOutcome)], actions: [Int: DeliveryStatusNotification.Action] = [:]) {
             self.outcomes = outcomes
+            self.actions = actions
         }
 
         public static func == (a: Result, b: Result) -> Bool {
             a.outcomes.count == b.outcomes.count && zip(a.outcomes, b.outcomes).allSatisfy { $0.index == $1.index && $0.outcome == $1.outcome }
+                && a.actions == b.actions
         }
 
         public var frame: IPCFrame {
@@ -110,6 +116,7 @@ public enum LocalProtocol {
                 f.add(.status, outcome.code)
                 f.add(.enhancedStatus, outcome.status.description)
                 f.add(.text, outcome.text)
+                f.add(.dsnAction, actions[index]?.rawValue ?? "")
             }
             return f
         }
@@ -132,6 +139,20 @@ public enum LocalProtocol {
                 outcomes.append((indexes[k], outcome))
             }
             self.outcomes = outcomes
+            // One action per outcome (empty: none), or none at all from an
+            // agent that sends no actions.
+            let words = frame.strings(.dsnAction)
+            guard words.isEmpty || words.count == indexes.count else {
+                throw .missingAttribute(key: IPCKey.dsnAction.rawValue, type: frame.type.rawValue)
+            }
+            var actions: [Int: DeliveryStatusNotification.Action] = [:]
+            for (index, word) in zip(indexes, words) where !word.isEmpty {
+                guard let action = DeliveryStatusNotification.Action(rawValue: word) else {
+                    throw .badAttribute(key: IPCKey.dsnAction.rawValue, type: frame.type.rawValue)
+                }
+                actions[index] = action
+            }
+            self.actions = actions
         }
     }
 }

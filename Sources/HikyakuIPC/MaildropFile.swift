@@ -1,3 +1,5 @@
+import MailCore
+
 /// A message dropped by the sendmail command into maildrop/ for pickup:
 ///
 ///     file     = magic envelope content
@@ -22,13 +24,16 @@ public struct MaildropFile: Equatable, Sendable {
     public var notify: String?
     public var ret: String?
     public var envid: String?
+    /// NOTIFY and ORCPT of each recipient, in step with `recipients`, or
+    /// empty (sendmail -bs: what the SMTP dialogue said).
+    public var recipientDSN: [RecipientDSN]
     /// sendmail options accepted without effect, for the debug log.
     public var ignoredOptions: [String]
     public var content: [UInt8]
 
     public init(requestedSender: String?, recipients: [String], removeBcc: Bool = false, fullName: String? = nil,
                 bodyType: String? = nil, notify: String? = nil, ret: String? = nil, envid: String? = nil,
-                ignoredOptions: [String] = [], content: [UInt8]) {
+                recipientDSN: [RecipientDSN] = [], ignoredOptions: [String] = [], content: [UInt8]) {
         self.requestedSender = requestedSender
         self.recipients = recipients
         self.removeBcc = removeBcc
@@ -37,6 +42,7 @@ public struct MaildropFile: Equatable, Sendable {
         self.notify = notify
         self.ret = ret
         self.envid = envid
+        self.recipientDSN = recipientDSN
         self.ignoredOptions = ignoredOptions
         self.content = content
     }
@@ -51,6 +57,10 @@ public struct MaildropFile: Equatable, Sendable {
         if let notify { frame.add(.notify, notify) }
         if let ret { frame.add(.statusWord, ret) }
         if let envid { frame.add(.messageID, envid) }
+        for dsn in recipientDSN {
+            frame.add(.recipientNotify, Int(dsn.notify.rawValue))
+            frame.add(.orcpt, dsn.originalRecipient?.stored ?? "")
+        }
         for option in ignoredOptions { frame.add(.option, option) }
         return Self.magic + frame.encoded() + content
     }
@@ -79,6 +89,11 @@ public struct MaildropFile: Equatable, Sendable {
         notify = frame.string(.notify)
         ret = frame.string(.statusWord)
         envid = frame.string(.messageID)
+        do {
+            recipientDSN = try CleanupProtocol.decodeRecipientDSN(in: frame, recipients: recipients.count)
+        } catch {
+            throw .badEnvelope(error)
+        }
         ignoredOptions = frame.strings(.option)
         content = Array(bytes[(4 + used)...])
     }

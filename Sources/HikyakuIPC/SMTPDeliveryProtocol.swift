@@ -80,7 +80,7 @@ public enum SMTPDeliveryProtocol {
                 f.add(.recipientIndex, r.index)
                 f.add(.recipient, r.address)
                 f.add(.notify, r.notify)
-                f.add(.dsnOriginalRecipient, r.originalRecipient)
+                f.add(.orcpt, r.originalRecipient)
             }
             return f
         }
@@ -106,7 +106,7 @@ public enum SMTPDeliveryProtocol {
             let indexes = frame.ints(.recipientIndex)
             let addresses = frame.strings(.recipient)
             let notifies = frame.strings(.notify)
-            let originals = frame.strings(.dsnOriginalRecipient)
+            let originals = frame.strings(.orcpt)
             guard !addresses.isEmpty, indexes.count == addresses.count, notifies.count == addresses.count,
                   originals.count == addresses.count else {
                 throw .missingAttribute(key: IPCKey.recipient.rawValue, type: frame.type.rawValue)

@@ -8,6 +8,7 @@ import HikyakuIPC
 import HikyakuSystem
 import Logging
 import MailCore
+import QueueFormat
 import SendmailRules
 
 /// local - the local delivery agent
@@ -140,30 +141,67 @@ public final class LocalDeliveryAgent {
 
     // MARK: Delivery
 
+    /// RFC 3461 parameters of the message being delivered, as its queue file
+    /// has them: what forwarded copies inherit.
+    struct MessageDSN {
+        var ret: DSNReturn? = nil
+        var envelopeID: String? = nil
+        var recipients: [RecipientDSN] = []
+
+        func recipient(_ index: Int) -> RecipientDSN {
+            recipients.indices.contains(index) ? recipients[index] : RecipientDSN()
+        }
+    }
+
     func deliver(_ request: LocalProtocol.Request) -> LocalProtocol.Result {
         let path = realSpool.file(.active, request.queueID.rawValue)
         let content: [UInt8]
+        let dsn: MessageDSN
         do {
             let fd = try FileIO.open(path, O_RDONLY)
             defer { FileIO.close(fd) }
             content = try FileIO.pread(fd, count: request.contentLength, at: request.contentOffset, path: path)
+            dsn = messageDSN(fd: fd, path: path, request: request)
         } catch {
             logger.warning("\(request.queueID): cannot read queue file: \(error)")
             let outcome = DeliveryOutcome.deferred(EnhancedStatusCode(4, 3, 0), "cannot read queue file: \(error)")
             return LocalProtocol.Result(outcomes: request.recipients.map { ($0.index, outcome) })
         }
         var outcomes: [(Int, DeliveryOutcome)] = []
+        var actions: [Int: DeliveryStatusNotification.Action] = [:]
         for recipient in request.recipients {
-            outcomes.append((recipient.index, deliver(recipient, of: request, content: content)))
+            let (outcome, action) = deliver(recipient, of: request, content: content, dsn: dsn)
+            outcomes.append((recipient.index, outcome))
+            if case .delivered = outcome { actions[recipient.index] = action }
         }
-        return LocalProtocol.Result(outcomes: outcomes)
+        return LocalProtocol.Result(outcomes: outcomes, actions: actions)
     }
 
-    func deliver(_ recipient: LocalProtocol.Recipient, of request: LocalProtocol.Request, content: [UInt8]) -> DeliveryOutcome {
+    /// The envelope records before the content (qmgr verified the whole file
+    /// before handing it over). A file whose envelope cannot be read here
+    /// is still delivered, without DSN parameters for forwarded copies.
+    func messageDSN(fd: Int32, path: String, request: LocalProtocol.Request) -> MessageDSN {
+        guard let head = try? FileIO.pread(fd, count: request.contentOffset, at: 0, path: path),
+              let envelope = head.withUnsafeBytes({ try? QueueFileReader.parseEnvelope($0).0 }) else {
+            logger.warning("\(request.queueID): cannot read the envelope's DSN parameters")
+            return MessageDSN()
+        }
+        return MessageDSN(ret: envelope.dsnReturn, envelopeID: envelope.dsnEnvelopeID,
+                          recipients: envelope.recipients.map(\.dsn))
+    }
+
+    /// The outcome for one recipient, and for a delivered one the RFC 3464
+    /// action a success report names: `delivered` for its own mailbox (and
+    /// for a list with an owner-, which is where the sender's mail ends),
+    /// `expanded` for an alias or .forward, whose targets carry on with the
+    /// NOTIFY and ORCPT of the recipient minus SUCCESS (RFC 3461 section
+    /// 6.2.7, as Postfix's local does).
+    func deliver(_ recipient: LocalProtocol.Recipient, of request: LocalProtocol.Request, content: [UInt8],
+                 dsn message: MessageDSN) -> (DeliveryOutcome, DeliveryStatusNotification.Action) {
         guard let address = try? MailAddress.parseMailbox(Substring(recipient.address)) else {
             let outcome = DeliveryOutcome.bounced(EnhancedStatusCode(5, 1, 3), "bad recipient address syntax")
             log(request, to: recipient.address, original: "", outcome)
-            return outcome
+            return (outcome, .failed)
         }
         // qmgr passes what the address resolved to (virtusertable may name
         // another user); without it, the local part.
@@ -180,26 +218,35 @@ public final class LocalDeliveryAgent {
                 outcome = .deferred(EnhancedStatusCode(4, 3, 0), "alias lookup failed: \(why)")
             }
             log(request, to: recipient.address, original: "", outcome)
-            return outcome
+            return (outcome, .failed)
         }
         let direct: Bool
         if leaves.count == 1, case .mailbox(let user, _) = leaves[0], user == name.asciiLowercased() { direct = true } else { direct = false }
         // sendmail's owner-LIST: mail expanded from LIST goes out with
         // owner-LIST as its envelope sender, so errors reach the list owner.
         var sender = request.sender
+        var forwarding = Forwarding(ret: message.ret, envelopeID: message.envelopeID,
+                                    recipient: message.recipient(recipient.index).inheritedByExpansion)
+        var listOwner = false
         if !direct, !sender.isEmpty, (try? lookupAlias("owner-" + name.asciiLowercased())) ?? nil != nil {
             sender = "owner-\(name.asciiLowercased())@\(hostname)"
+            // A list's mail is new mail from its owner: the sender's ENVID,
+            // RET and ORCPT do not go with it (RFC 3461 section 6.2.7.4).
+            listOwner = true
+            forwarding = Forwarding(ret: nil, envelopeID: nil, recipient: RecipientDSN(notify: forwarding.recipient.notify))
         }
         var firstDeferred: DeliveryOutcome? = nil
         var firstBounced: DeliveryOutcome? = nil
+        var lastDelivered: DeliveryOutcome? = nil
         for leaf in leaves {
             // A direct recipient keeps its address in Delivered-To and the
             // log; an alias member is named user@myhostname, as Postfix does.
             let (finalAddress, outcome) = deliver(leaf, directAddress: direct ? recipient.address.asciiLowercased() : nil,
-                                                  recipient: recipient, sender: sender, content: content)
+                                                  recipient: recipient, sender: sender, forwarding: forwarding,
+                                                  content: content)
             log(request, to: finalAddress, original: direct ? "" : recipient.address, outcome)
             switch outcome {
-            case .delivered: break
+            case .delivered: lastDelivered = outcome
             case .deferred: if firstDeferred == nil { firstDeferred = outcome }
             case .bounced:
                 if firstBounced == nil {
@@ -207,19 +254,27 @@ public final class LocalDeliveryAgent {
                 }
             }
         }
-        if let firstDeferred { return firstDeferred }
-        if let firstBounced { return firstBounced }
-        return .delivered(EnhancedStatusCode(2, 0, 0), direct ? "delivered" : "delivered via alias expansion")
+        if let firstDeferred { return (firstDeferred, .delayed) }
+        if let firstBounced { return (firstBounced, .failed) }
+        if direct, let lastDelivered { return (lastDelivered, .delivered) }
+        return (.delivered(EnhancedStatusCode(2, 0, 0), "alias expanded"), listOwner ? .delivered : .expanded)
+    }
+
+    /// What a copy sent on to another address carries (RFC 3461).
+    struct Forwarding {
+        var ret: DSNReturn?
+        var envelopeID: String?
+        var recipient: RecipientDSN
     }
 
     func deliver(_ leaf: AliasExpansion.Leaf, directAddress: String?, recipient: LocalProtocol.Recipient,
-                 sender: String, content: [UInt8]) -> (String, DeliveryOutcome) {
+                 sender: String, forwarding: Forwarding, content: [UInt8]) -> (String, DeliveryOutcome) {
         switch leaf {
         case .mailbox(let user, _):
             let recipientAddress = directAddress ?? "\(user)@\(hostname)"
             return (recipientAddress, deliverToUser(user, address: recipientAddress, sender: sender, content: content))
         case .remote(let address, _, _):
-            return (address, forward(to: address, sender: sender, content: content))
+            return (address, forward(to: address, sender: sender, dsn: forwarding, content: content))
         case .file(let path, let source):
             return (path, deliverToFile(path, source: source, recipient: recipient.address, sender: sender, content: content))
         case .pipe(let command, let source):
@@ -282,10 +337,13 @@ public final class LocalDeliveryAgent {
     }
 
     /// Re-sends the message to an address elsewhere, as a new queue file.
-    func forward(to address: String, sender: String, content: [UInt8]) -> DeliveryOutcome {
+    func forward(to address: String, sender: String, dsn: Forwarding, content: [UInt8]) -> DeliveryOutcome {
         do {
             let connection = try BlockingIPCConnection(connectingTo: realSpool.socket(.cleanup), timeout: 60)
-            let begin = CleanupProtocol.Begin(origin: .forward, sender: sender, recipients: [address])
+            var begin = CleanupProtocol.Begin(origin: .forward, sender: sender, recipients: [address])
+            begin.ret = dsn.ret?.rawValue ?? ""
+            begin.envid = dsn.envelopeID ?? ""
+            begin.recipientDSN = [dsn.recipient]
             guard case .ok = try CleanupProtocol.Reply(frame: try connection.request(begin.frame)) else {
                 return .deferred(EnhancedStatusCode(4, 3, 0), "cannot forward: cleanup refused the message")
             }

@@ -49,6 +49,22 @@ public struct SMTPReply: Hashable, Sendable, CustomStringConvertible {
         return out
     }
 
+    /// Reads back ``description``: `550 5.1.1 text` (the enhanced code
+    /// only when its class matches the reply code's).
+    public init?(description: String) {
+        let bytes = Array(description.utf8)
+        guard bytes.count >= 3, let code = Int(String(decoding: bytes[0..<3], as: UTF8.self)), (200...599).contains(code),
+              bytes.count == 3 || bytes[3] == 0x20 else { return nil }
+        var rest = bytes.count > 4 ? String(decoding: bytes[4...], as: UTF8.self) : ""
+        var enhanced: EnhancedStatusCode? = nil
+        let first = rest.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+        if let word = first.first, let status = EnhancedStatusCode(parsing: word), status.statusClass == code / 100 {
+            enhanced = status
+            rest = first.count > 1 ? String(first[1]) : ""
+        }
+        self.init(code, enhanced, rest)
+    }
+
     /// Reply text never carries CR, LF or other control characters: a reply is
     /// built from addresses and names a client chose.
     static func sanitized(_ text: String) -> String {

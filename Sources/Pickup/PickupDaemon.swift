@@ -179,9 +179,30 @@ public final class PickupDaemon: @unchecked Sendable {
                                           protocolName: "local", bodyType: file.bodyType ?? "")
         begin.removeBcc = file.removeBcc
         begin.fullName = file.fullName ?? ""
-        begin.notify = file.notify ?? ""
-        begin.ret = file.ret ?? ""
-        begin.envid = file.envid ?? ""
+        // sendmail -N, -R and -V come from the submitter as typed: a value
+        // that is not valid is dropped here, with a word in the log.
+        if let notify = file.notify {
+            if DSNNotify(option: notify) != nil {
+                begin.notify = notify
+            } else {
+                logger.warning("\(name): ignoring bad -N value: \(notify)")
+            }
+        }
+        if let ret = file.ret {
+            if DSNReturn(parameter: ret) != nil {
+                begin.ret = ret
+            } else {
+                logger.warning("\(name): ignoring bad -R value: \(ret)")
+            }
+        }
+        if let envid = file.envid {
+            if DSNEnvelopeID.validated(envid) != nil {
+                begin.envid = envid
+            } else {
+                logger.warning("\(name): ignoring bad -V value: \(envid)")
+            }
+        }
+        begin.recipientDSN = file.recipientDSN
         begin.submitter = String(uid)
         let request = begin.frame
         let authenticationWarning = warning

@@ -1,3 +1,5 @@
+import MailCore
+
 /// Why a queue file was refused. Any of these sends the file to `corrupt/`.
 public enum QueueFileError: Error, Equatable, Sendable {
     case badMagic
@@ -56,8 +58,11 @@ public enum QueueFileReader {
     public static func parseEnvelope(_ bytes: UnsafeRawBufferPointer) throws(QueueFileError) -> (QueueEnvelope, [Int]) {
         let magic = QueueFileConstants.magic
         guard bytes.count >= magic.count else { throw .truncated }
-        guard zip(bytes.prefix(magic.count), magic).allSatisfy({ $0 == $1 }) else { throw .badMagic }
+        guard zip(bytes.prefix(magic.count - 1), magic).allSatisfy({ $0 == $1 }),
+              QueueFileConstants.readableVersions.contains(bytes[magic.count - 1]) else { throw .badMagic }
+        let version = bytes[magic.count - 1]
         var i = magic.count
+        var previousWasRecipient = false
         var envelope = QueueEnvelope(arrivalSeconds: 0, sender: "", recipients: [])
         var sawArrival = false, sawSender = false
         var statusOffsets: [Int] = []
@@ -96,6 +101,23 @@ public enum QueueFileReader {
                 envelope.recipients.append(QueueRecipient(address: address, originalRecipient: original, status: status,
                                                           notify: payload[1], statusOffset: statusOffset))
                 statusOffsets.append(statusOffset)
+            case .recipientAttribute:
+                // Version 2 only, right after its recipient or another of its
+                // attributes, each key once.
+                guard version >= 2, previousWasRecipient else { throw .unexpectedRecord(type: type, offset: i) }
+                guard let nul = payload.firstIndex(of: 0), nul > 0 else { throw .badRecord(offset: i) }
+                let key = String(decoding: UnsafeRawBufferPointer(rebasing: payload[..<nul]), as: UTF8.self)
+                let value = String(decoding: UnsafeRawBufferPointer(rebasing: payload[(nul + 1)...]), as: UTF8.self)
+                let last = envelope.recipients.count - 1
+                if key == QueueRecipientAttributeKey.orcpt.rawValue {
+                    guard envelope.recipients[last].orcpt.isEmpty, OriginalRecipient(stored: value) != nil else {
+                        throw .badRecord(offset: i)
+                    }
+                    envelope.recipients[last].orcpt = value
+                } else {
+                    guard envelope.recipients[last].attributes[key] == nil else { throw .badRecord(offset: i) }
+                    envelope.recipients[last].attributes[key] = value
+                }
             case .contentMarker:
                 guard sawSender else { throw .missingSender }
                 guard !envelope.recipients.isEmpty else { throw .missingRecipients }
@@ -105,6 +127,7 @@ public enum QueueFileReader {
             case .end:
                 throw .unexpectedRecord(type: type, offset: i)
             }
+            previousWasRecipient = recordType == .recipient || recordType == .recipientAttribute
             i += 5 + length
         }
     }

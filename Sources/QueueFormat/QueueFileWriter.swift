@@ -28,6 +28,11 @@ public struct QueueFileWriter: Sendable {
             payload += address
             payload += Array(recipient.originalRecipient.utf8)
             Self.appendRecord(.recipient, payload, to: &out)
+            var attributes = recipient.attributes
+            if !recipient.orcpt.isEmpty { attributes[QueueRecipientAttributeKey.orcpt.rawValue] = recipient.orcpt }
+            for key in attributes.keys.sorted() {
+                Self.appendRecord(.recipientAttribute, Array(key.utf8) + [0] + Array(attributes[key]!.utf8), to: &out)
+            }
         }
         Self.appendRecord(.contentMarker, [], to: &out)
         // Status bytes count as zero in the checksum (see QueueRecordType).

@@ -1,10 +1,10 @@
 import MailCore
 
-/// The queue file format, version 1 (docs/INTERNALS.md has the grammar).
+/// The queue file format, version 2 (docs/INTERNALS.md has the grammar).
 ///
 ///     file      = magic envelope content end
-///     magic     = "HKQ" %x01
-///     envelope  = arrival sender *info 1*recipient content-marker
+///     magic     = "HKQ" %x02                 (version 1 files still read)
+///     envelope  = arrival sender *info 1*(recipient *recipient-attribute) content-marker
 ///     record    = type:1 length:4 (big-endian) payload:length
 ///     content   = the message, LF line endings, as many bytes as `end` says
 ///     end       = "E" length:4 (=12) content-length:8 crc32c:4
@@ -18,6 +18,8 @@ public enum QueueRecordType: UInt8, Sendable {
     case sender = 0x53         // "S": address text, empty for the null sender
     case info = 0x49           // "I": key NUL value
     case recipient = 0x52      // "R": status:1 notify:1 address-length:2 address original-recipient
+    /// Version 2: an attribute of the recipient record just before it.
+    case recipientAttribute = 0x41  // "A": key NUL value
     case contentMarker = 0x43  // "C": empty; content follows
     case end = 0x45            // "E"
 }
@@ -34,7 +36,11 @@ public enum RecipientStatus: UInt8, Sendable, Equatable {
 }
 
 public enum QueueFileConstants {
-    public static let magic: [UInt8] = [0x48, 0x4B, 0x51, 0x01]  // "HKQ" 1
+    /// What the writer writes: "HKQ" and the format version.
+    public static let magic: [UInt8] = [0x48, 0x4B, 0x51, 0x02]  // "HKQ" 2
+    public static let currentVersion: UInt8 = 2
+    /// Versions the reader takes: 1 is version 2 without recipient attributes.
+    public static let readableVersions: ClosedRange<UInt8> = 1...2
     public static let recordHeaderSize = 5
     public static let endRecordSize = 5 + 12
     /// Offset of the status byte inside a recipient record.
@@ -53,69 +59,65 @@ public enum QueueInfoKey: String, Sendable, CaseIterable {
     case bodyType = "body_type"       // 7BIT, 8BITMIME
     case messageID = "message_id"
     case submitter = "submitter"
-    /// RFC 3461 RET and ENVID.
+    /// RFC 3461 RET (`FULL` or `HDRS`) and ENVID (decoded).
     case dsnRet = "dsn_ret"
     case dsnEnvid = "dsn_envid"
 }
 
-/// RFC 3461 NOTIFY as the recipient record's notify byte.
-public enum NotifyFlags {
-    public static let success: UInt8 = 1, failure: UInt8 = 2, delay: UInt8 = 4, never: UInt8 = 8
-
-    /// `failure,delay` and the like; nil for text that is not a NOTIFY list.
-    public static func parse(_ text: String) -> UInt8? {
-        var flags: UInt8 = 0
-        for word in text.uppercased().split(separator: ",") {
-            switch word.trimmingCharacters() {
-            case "SUCCESS": flags |= success
-            case "FAILURE": flags |= failure
-            case "DELAY": flags |= delay
-            case "NEVER": flags |= never
-            default: return nil
-            }
-        }
-        if flags & never != 0 && flags != never { return nil }
-        return flags
-    }
-
-    /// The NOTIFY parameter for a flags byte: `NEVER`, `SUCCESS,DELAY`;
-    /// empty when none was given.
-    public static func text(_ flags: UInt8) -> String {
-        if flags & never != 0 { return "NEVER" }
-        var words: [String] = []
-        if flags & success != 0 { words.append("SUCCESS") }
-        if flags & failure != 0 { words.append("FAILURE") }
-        if flags & delay != 0 { words.append("DELAY") }
-        return words.joined(separator: ",")
-    }
+/// Keys of recipient attribute records (version 2).
+public enum QueueRecipientAttributeKey: String, Sendable, CaseIterable {
+    /// RFC 3461 ORCPT, decoded: `addr-type;address`.
+    case orcpt = "orcpt"
 }
 
-extension StringProtocol {
-    func trimmingCharacters() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " { s = s.dropFirst() }
-        while let l = s.last, l == " " { s = s.dropLast() }
-        return String(s)
+/// RFC 3461 NOTIFY as the recipient record's notify byte: the raw value of
+/// ``DSNNotify`` (MailCore), 0 when NOTIFY was not given.
+public enum NotifyFlags {
+    public static let success = DSNNotify.success.rawValue, failure = DSNNotify.failure.rawValue
+    public static let delay = DSNNotify.delay.rawValue, never = DSNNotify.never.rawValue
+
+    /// `failure,delay` and the like (sendmail -N's spelling); 0 for empty
+    /// text, nil for text that is not a NOTIFY list.
+    public static func parse(_ text: String) -> UInt8? {
+        if text.trimming().isEmpty { return 0 }
+        return DSNNotify(option: text)?.rawValue
     }
 }
 
 /// One recipient as stored in the queue file.
 public struct QueueRecipient: Equatable, Sendable {
     public var address: String
-    /// The address as the client gave it (RFC 3461 ORCPT), empty if the same.
+    /// The address before this host rewrote or expanded it (Postfix's
+    /// orig_rcpt), empty if the same. Not RFC 3461 ORCPT: that is ``orcpt``.
     public var originalRecipient: String
     public var status: RecipientStatus
+    /// RFC 3461 NOTIFY (``DSNNotify``'s raw value), 0 when not given.
     public var notify: UInt8
+    /// RFC 3461 ORCPT as given by the sender, decoded (`rfc822;jun@example.jp`),
+    /// empty when not given. Kept in a recipient attribute record.
+    public var orcpt: String
+    /// Recipient attributes this version does not know, kept as read.
+    public var attributes: [String: String]
     /// File offset of this recipient's status byte.
     public var statusOffset: Int
 
     public init(address: String, originalRecipient: String = "", status: RecipientStatus = .pending,
-                notify: UInt8 = 0, statusOffset: Int = 0) {
+                notify: UInt8 = 0, orcpt: String = "", attributes: [String: String] = [:], statusOffset: Int = 0) {
         self.address = address
         self.originalRecipient = originalRecipient
         self.status = status
         self.notify = notify
+        self.orcpt = orcpt
+        self.attributes = attributes
         self.statusOffset = statusOffset
+    }
+
+    /// NOTIFY and ORCPT as types. A notify byte or ORCPT that does not make
+    /// sense counts as not given.
+    public var dsn: RecipientDSN {
+        let flags = DSNNotify(rawValue: notify)
+        return RecipientDSN(notify: flags.isValid ? flags : [],
+                            originalRecipient: orcpt.isEmpty ? nil : OriginalRecipient(stored: orcpt))
     }
 }
 
@@ -147,4 +149,10 @@ public struct QueueEnvelope: Equatable, Sendable {
     }
 
     public var pendingRecipients: [QueueRecipient] { recipients.filter { !$0.status.isDone } }
+
+    /// RFC 3461 RET, when the sender gave a valid one.
+    public var dsnReturn: DSNReturn? { self[info: .dsnRet].flatMap { DSNReturn(parameter: $0) } }
+
+    /// RFC 3461 ENVID, when the sender gave a valid one.
+    public var dsnEnvelopeID: String? { self[info: .dsnEnvid].flatMap { DSNEnvelopeID.validated($0) } }
 }

@@ -19,6 +19,9 @@ final class ActiveMessage {
     var agentFailures: [Int: Int] = [:]
     /// Recipients bounced in this pass (the bounce notice is owed).
     var bounced: [Int: DeliveryOutcome] = [:]
+    /// Recipients delivered in this pass, for the success report (RFC 3461
+    /// NOTIFY=SUCCESS; BounceNotice.sendSuccessReport).
+    var successes: [Int: DeliveryReport.Event] = [:]
     /// Local recipients grouped by user while they are being resolved.
     var localGroups: [String: [Int]] = [:]
     /// The local user each local recipient resolved to.
@@ -31,9 +34,6 @@ final class ActiveMessage {
     /// What the server said, for delivery status notifications: the
     /// server's name and its reply.
     var remoteReplies: [Int: (mta: String, diagnostic: String)] = [:]
-    /// Recipients handed to a server without DSN support (RFC 3461
-    /// "relayed" rather than "delivered").
-    var relayed: Set<Int> = []
 
     init(id: QueueID, envelope: QueueEnvelope, activatedAt: Int) {
         self.id = id

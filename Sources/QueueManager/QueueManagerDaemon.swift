@@ -336,7 +336,8 @@ public final class QueueManager: @unchecked Sendable {
                 queueID: job.message.id, sender: envelope.sender, mailer: mailer, nexthop: nexthop,
                 recipients: job.recipientIndexes.map {
                     SMTPDeliveryProtocol.Recipient(index: $0, address: job.message.remoteAddresses[$0] ?? envelope.recipients[$0].address,
-                                                   notify: NotifyFlags.text(envelope.recipients[$0].notify))
+                                                   notify: DSNNotify(rawValue: envelope.recipients[$0].notify).description,
+                                                   originalRecipient: envelope.recipients[$0].orcpt)
                 },
                 contentOffset: envelope.contentOffset, contentLength: envelope.contentLength,
                 bodyType: envelope[info: .bodyType] ?? "", ret: envelope[info: .dsnRet] ?? "",
@@ -366,6 +367,7 @@ public final class QueueManager: @unchecked Sendable {
             switch job.transport {
             case .local:
                 if let reply = try? LocalProtocol.Result(frame: frame) {
+                    message.noteSuccesses(reply)
                     recordAll(job, reply.outcomes.map { ($0.index, $0.outcome) })
                 } else {
                     recordAll(job, [], missing: .deferred(EnhancedStatusCode(4, 3, 0), "delivery agent protocol error"))
@@ -375,10 +377,11 @@ public final class QueueManager: @unchecked Sendable {
                     recordAll(job, [], missing: .deferred(EnhancedStatusCode(4, 3, 0), "delivery agent protocol error"))
                     break
                 }
-                for outcome in reply.outcomes where job.recipientIndexes.contains(outcome.index) {
-                    if !outcome.remoteMTA.isEmpty { message.remoteReplies[outcome.index] = (outcome.remoteMTA, outcome.diagnostic) }
-                    if case .delivered = outcome.outcome, !reply.peerDSN { message.relayed.insert(outcome.index) }
+                for outcome in reply.outcomes where job.recipientIndexes.contains(outcome.index) && !outcome.remoteMTA.isEmpty {
+                    message.remoteReplies[outcome.index] = (outcome.remoteMTA, outcome.diagnostic)
                 }
+                message.noteSuccesses(SMTPDeliveryProtocol.Result(
+                    outcomes: reply.outcomes.filter { job.recipientIndexes.contains($0.index) }, peerDSN: reply.peerDSN))
                 recordAll(job, reply.outcomes.map { ($0.index, $0.outcome) })
                 feedback(job, reply)
             }
@@ -476,6 +479,7 @@ public final class QueueManager: @unchecked Sendable {
     // MARK: Finishing a pass
 
     func finish(_ message: ActiveMessage) {
+        BounceNotice.sendSuccessReport(for: message, manager: self)
         let now = WallClock.seconds()
         if now - message.envelope.arrivalSeconds >= queueLifetime {
             for (index, outcome) in message.deferred {

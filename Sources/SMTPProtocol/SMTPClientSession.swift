@@ -451,20 +451,3 @@ public struct SMTPClientSession: Sendable {
         return [.send(["QUIT"])]
     }
 }
-
-/// xtext (RFC 3461 section 4): printable ASCII but `+` and `=` as is, every
-/// other byte as `+HH`.
-public enum XText {
-    public static func encode(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            if byte >= 33 && byte <= 126 && byte != 0x2B && byte != 0x3D {
-                out.append(Character(Unicode.Scalar(byte)))
-            } else {
-                let hex = String(byte, radix: 16, uppercase: true)
-                out += "+" + (hex.count == 1 ? "0" + hex : hex)
-            }
-        }
-        return out
-    }
-}

@@ -1,8 +1,8 @@
 import MailCore
 
 /// The server side of one SMTP session as a pure state machine (RFC 5321,
-/// with the ESMTP extensions PIPELINING, SIZE, 8BITMIME and
-/// ENHANCEDSTATUSCODES).
+/// with the ESMTP extensions PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES
+/// and DSN, RFC 3461).
 ///
 /// The machine never does I/O. It takes command lines and the results of the
 /// lookups it asked for, and returns what to do next. Lookups that take time
@@ -47,7 +47,12 @@ public struct SMTPServerStateMachine: Sendable {
         public var sender: MailAddress?
         public var declaredSize: Int?
         public var bodyType: BodyType?
+        /// RFC 3461 RET and ENVID (decoded), when given at MAIL.
+        public var ret: DSNReturn?
+        public var envelopeID: String?
         public var recipients: [MailAddress] = []
+        /// RFC 3461 NOTIFY and ORCPT of each recipient, in the same order.
+        public var recipientDSN: [RecipientDSN] = []
         /// Recipients accepted but to be thrown away (access map DISCARD).
         public var discardedRecipients = 0
         /// The sender check said DISCARD: every recipient is thrown away.
@@ -97,7 +102,7 @@ public struct SMTPServerStateMachine: Sendable {
         case connected
         case ready
         case transaction
-        case verifying(MailAddress)
+        case verifying(MailAddress, RecipientDSN)
         case verifyingSender(Envelope)
         case opening
         case data
@@ -171,6 +176,7 @@ public struct SMTPServerStateMachine: Sendable {
                 "SIZE \(settings.messageSizeLimit)",
                 "ENHANCEDSTATUSCODES",
                 "8BITMIME",
+                "DSN",
             ])], close: false)
 
         case .mail(let sender, let parameters):
@@ -200,6 +206,19 @@ public struct SMTPServerStateMachine: Sendable {
                         return error(SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad BODY keyword: \(parameter.value ?? "")"))
                     }
                     candidate.bodyType = body
+                case "RET":
+                    // RFC 3461 section 4.3; once per command.
+                    guard candidate.ret == nil, let value = parameter.value, let ret = DSNReturn(parameter: value) else {
+                        return error(SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad RET parameter syntax"))
+                    }
+                    candidate.ret = ret
+                case "ENVID":
+                    // RFC 3461 section 4.4: xtext, printable once decoded, at most 100 characters.
+                    guard candidate.envelopeID == nil, let value = parameter.value,
+                          let envelopeID = DSNEnvelopeID.parse(parameter: value) else {
+                        return error(SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad ENVID parameter syntax"))
+                    }
+                    candidate.envelopeID = envelopeID
                 default:
                     return error(SMTPReply(555, EnhancedStatusCode(5, 5, 4), "Unsupported option: \(parameter.keyword)"))
                 }
@@ -216,13 +235,36 @@ public struct SMTPServerStateMachine: Sendable {
             guard envelope != nil else {
                 return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: need MAIL command"))
             }
-            if let parameter = parameters.first {
-                return error(SMTPReply(555, EnhancedStatusCode(5, 5, 4), "Unsupported option: \(parameter.keyword)"))
+            var dsn = RecipientDSN()
+            var sawNotify = false
+            for parameter in parameters {
+                guard esmtp else {
+                    return error(SMTPReply(555, EnhancedStatusCode(5, 5, 4), "Unsupported option: \(parameter.keyword)"))
+                }
+                switch parameter.keyword {
+                case "NOTIFY":
+                    // RFC 3461 section 4.1: NEVER, or a list of SUCCESS,
+                    // FAILURE and DELAY; once per command.
+                    guard !sawNotify, let value = parameter.value, let notify = DSNNotify(parameter: value) else {
+                        return error(SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Error: Bad NOTIFY parameter syntax"))
+                    }
+                    sawNotify = true
+                    dsn.notify = notify
+                case "ORCPT":
+                    // RFC 3461 section 4.2: addr-type ";" xtext.
+                    guard dsn.originalRecipient == nil, let value = parameter.value,
+                          let original = OriginalRecipient(parameter: value) else {
+                        return error(SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Error: Bad ORCPT parameter syntax"))
+                    }
+                    dsn.originalRecipient = original
+                default:
+                    return error(SMTPReply(555, EnhancedStatusCode(5, 5, 4), "Unsupported option: \(parameter.keyword)"))
+                }
             }
             guard envelope!.recipients.count < settings.recipientLimit else {
                 return error(SMTPReply(452, EnhancedStatusCode(4, 5, 3), "Error: too many recipients"))
             }
-            state = .verifying(recipient)
+            state = .verifying(recipient, dsn)
             return .verifyRecipient(recipient)
 
         case .data:
@@ -289,13 +331,14 @@ public struct SMTPServerStateMachine: Sendable {
     // MARK: Results of actions
 
     public mutating func recipientVerified(_ verdict: RecipientVerdict) -> Action {
-        guard case .verifying(let recipient) = state else {
+        guard case .verifying(let recipient, let dsn) = state else {
             preconditionFailure("recipientVerified without a pending verification")
         }
         state = .transaction
         switch envelope!.discardAll ? .discard : verdict {
         case .accept:
             envelope!.recipients.append(recipient)
+            envelope!.recipientDSN.append(dsn)
             return .send([SMTPReply(250, EnhancedStatusCode(2, 1, 5), "Ok")], close: false)
         case .discard:
             envelope!.discardedRecipients += 1

@@ -352,16 +352,20 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         waiting = true
         let recipients = envelope.recipients.map { $0.qualified(with: server.origin).description }
         let protocolName = envelope.esmtp ? "ESMTP" : "SMTP"
-        let begin = CleanupProtocol.Begin(
+        var begin = CleanupProtocol.Begin(
             origin: .smtp, sender: senderText(envelope), recipients: recipients,
             clientName: identity.resolve == .ok ? identity.name : "unknown", clientAddress: identity.address,
             heloName: envelope.heloName,
             protocolName: protocolName, bodyType: envelope.bodyType?.rawValue ?? "")
+        begin.ret = envelope.ret?.rawValue ?? ""
+        begin.envid = envelope.envelopeID ?? ""
+        begin.recipientDSN = envelope.recipientDSN
+        let beginFrame = begin.frame
         if cleanup == nil {
             cleanup = LazyIPCClient(path: server.cleanupPath, eventLoop: context.eventLoop)
         }
         let connection = cleanup!.connection()
-        connection.flatMap { $0.request(begin.frame) }
+        connection.flatMap { $0.request(beginFrame) }
             .and(connection)
             .assumeIsolated()
             .whenComplete { result in

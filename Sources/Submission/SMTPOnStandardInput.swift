@@ -64,7 +64,8 @@ enum SMTPOnStandardInput {
                     let file = MaildropFile(
                         requestedSender: envelope.sender.map { $0.description } ?? "",
                         recipients: envelope.recipients.map { $0.qualified(with: origin).description },
-                        bodyType: envelope.bodyType?.rawValue, ignoredOptions: options.ignored, content: content)
+                        bodyType: envelope.bodyType?.rawValue, ret: envelope.ret?.rawValue, envid: envelope.envelopeID,
+                        recipientDSN: envelope.recipientDSN, ignoredOptions: options.ignored, content: content)
                     switch Submit.drop(file, configuration: configuration, configPath: configPath) {
                     case .success:
                         action = machine.commitFinished(.submitted)

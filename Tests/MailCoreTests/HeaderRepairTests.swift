@@ -44,21 +44,3 @@ struct HeaderRepairTests {
         #expect(out == "Subject: s\nDate: d\nMessage-ID: <id@host>\n")
     }
 }
-
-@Suite("Non-delivery reports")
-struct DeliveryStatusNotificationTests {
-    @Test("the report has the three RFC 3464 parts")
-    func layout() {
-        let report = DeliveryStatusNotification(
-            hostname: "mail.example.jp", queueID: "Q1", recipient: "sender@example.org", arrivalDate: "A",
-            date: "D", messageID: "<m@h>", boundary: "B", failures: [
-                .init(recipient: "x@example.jp", originalRecipient: "team@example.jp", status: EnhancedStatusCode(5, 1, 1), diagnostic: "unknown user: \"x\""),
-            ], isDoubleBounce: false)
-        let text = report.head + "Subject: original\n" + report.trailer
-        #expect(text.contains("Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"B\"\n"))
-        #expect(text.contains("\nFinal-Recipient: rfc822; x@example.jp\nOriginal-Recipient: rfc822; team@example.jp\nAction: failed\nStatus: 5.1.1\n"))
-        #expect(text.contains("--B\nContent-Description: Undelivered Message\nContent-Type: message/rfc822\n"))
-        #expect(text.hasSuffix("Subject: original\n\n--B--\n"))
-        #expect(text.hasPrefix("From: MAILER-DAEMON@mail.example.jp (Mail Delivery System)\nTo: sender@example.org\n"))
-    }
-}

@@ -197,6 +197,5 @@ struct SMTPClientSessionTests {
         #expect(OutgoingContent.encode(Array("a\n.b\n..\n.\nc".utf8)) == Array("a\r\n..b\r\n...\r\n..\r\nc\r\n".utf8))
         #expect(OutgoingContent.encode(Array("x\r\ny\n".utf8)) == Array("x\r\ny\r\n".utf8))
         #expect(OutgoingContent.encode([UInt8]()) == [])
-        #expect(XText.encode("a+b=c d\u{e9}") == "a+2Bb+3Dc+20d+C3+A9")
     }
 }

@@ -52,7 +52,7 @@ struct SMTPServerStateMachineTests {
                             "DATA", "100", "QUIT"])
         #expect(out == [
             "220 mx.example.jp ESMTP hikyaku",
-            "250 mx.example.jp PIPELINING SIZE 10240000 ENHANCEDSTATUSCODES 8BITMIME",
+            "250 mx.example.jp PIPELINING SIZE 10240000 ENHANCEDSTATUSCODES 8BITMIME DSN",
             "250 2.1.0 Ok", "250 2.1.5 Ok", "354 End data with <CR><LF>.<CR><LF>",
             "250 2.0.0 Ok: queued as 0000010000z1", "221 2.0.0 Bye", "(closed)",
         ])
@@ -68,7 +68,7 @@ struct SMTPServerStateMachineTests {
         (["MAIL FROM:<a@x.org> SIZE=10240001"], "552 5.3.4 Message size exceeds fixed limit"),
         (["MAIL FROM:<a@x.org> SIZE=12x"], "501 5.5.4 Bad message size syntax"),
         (["MAIL FROM:<a@x.org> AUTH=<>"], "555 5.5.4 Unsupported option: AUTH"),
-        (["MAIL FROM:<a@x.org>", "RCPT TO:<b@x.org> NOTIFY=NEVER"], "555 5.5.4 Unsupported option: NOTIFY"),
+        (["MAIL FROM:<a@x.org>", "RCPT TO:<b@x.org> XNOTIFY=NEVER"], "555 5.5.4 Unsupported option: XNOTIFY"),
         (["MAIL FROM:a@x.org>"], "501 5.1.7 Bad sender address syntax"),
         (["MAIL TO:<a@x.org>"], "501 5.5.4 Syntax: MAIL FROM:<address>"),
         (["MAIL FROM:<a@x.org>", "RCPT TO:<>"], "501 5.1.3 Bad recipient address syntax"),

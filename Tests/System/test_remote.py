@@ -142,6 +142,14 @@ def test_recipient_refused_with_5xx_bounces_to_the_sender(make_mta, make_peer):
     assert "Final-Recipient: rfc822; nobody@remote.test" in fields
     assert "Status: 5.1.1" in fields
     assert "ok@remote.test" not in fields
+    failed = status[1]
+    assert failed["Remote-MTA"] == "dns; 127.0.0.1"
+    assert " ".join(failed["Diagnostic-Code"].split()) == \
+        "smtp; 550 5.1.1 <nobody@remote.test>: Recipient address rejected: User unknown"
+    scanned = subprocess.run([DEBIAN_PYTHON, "-c", "import sys, email, flufl.bounce as b; "
+                              "print(sorted(a.decode() for a in b.scan_message(email.message_from_binary_file(sys.stdin.buffer))))"],
+                             input=bounce.split(b"\n", 1)[1], capture_output=True, check=True).stdout
+    assert scanned.strip() == b"['nobody@remote.test']"
     mta.wait_log(r"to=<nobody@remote\.test>, relay=.*dsn=5\.1\.1, status=bounced \(host 127\.0\.0\.1\[127\.0\.0\.1\]:\d+ said: 550 5\.1\.1 <nobody@remote\.test>: Recipient address rejected: User unknown \(in reply to RCPT TO command\)\)")
     mta.wait_queue_empty()
 
@@ -339,3 +347,20 @@ def test_an_mx_pointing_back_at_us_bounces_as_a_loop(make_mta, dns_server):
     send(mta, f"hkt-alice@{HOSTNAME}", ["x@loop.test"], b"Subject: loop\r\n\r\nx\r\n")
     status, diagnostic, _ = bounce_status(mta)
     assert status == "5.4.6" and "mail for loop.test loops back to myself" in diagnostic
+
+
+def test_notify_success_to_a_peer_without_dsn_gets_a_relayed_report(make_mta, make_peer):
+    peer = make_peer()
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{peer.port}"})
+    with mta.smtp() as s:
+        s.ehlo()
+        s.sendmail(f"hkt-alice@{HOSTNAME}", ["a@remote.test"], b"Subject: tell me\r\n\r\nx\r\n",
+                   rcpt_options=["NOTIFY=SUCCESS", "ORCPT=rfc822;A@remote.test"])
+    [got] = peer.wait_messages(1)
+    # aiosmtpd has no DSN: the parameters are not passed on, and the report says relayed.
+    assert got["rcpt_options"] == [[]]
+    report = email.message_from_bytes(mta.wait_mbox("hkt-alice", 1).split(b"\n", 1)[1])
+    recipient = report.get_payload()[1].get_payload()[1]
+    assert recipient["Action"] == "relayed" and recipient["Status"] == "2.0.0"
+    assert recipient["Original-Recipient"] == "rfc822; A@remote.test"
+    assert recipient["Remote-MTA"] == "dns; 127.0.0.1"
