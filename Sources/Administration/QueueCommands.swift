@@ -168,7 +168,9 @@ struct QueueCommand: ParsableCommand {
             for recipient in parsed.recipients {
                 let status: String
                 switch recipient.status {
-                case .pending: status = reasons[recipient.address].map { "deferred (\($0))" } ?? "pending"
+                case .pending, .pendingWarned:
+                    status = (reasons[recipient.address].map { "deferred (\($0))" } ?? "pending")
+                        + (recipient.status == .pendingWarned ? ", sender warned of the delay" : "")
                 case .delivered: status = "delivered"
                 case .bounced: status = "bounced"
                 case .dropped: status = "dropped"

@@ -31,8 +31,11 @@ public enum RecipientStatus: UInt8, Sendable, Equatable {
     case bounced = 2
     /// Done without delivery or bounce (e.g. expired with the null sender).
     case dropped = 3
+    /// Still to be delivered; the sender has had the delay warning
+    /// (`delay_warning_time`), so it is not sent again.
+    case pendingWarned = 4
 
-    public var isDone: Bool { self != .pending }
+    public var isDone: Bool { self != .pending && self != .pendingWarned }
 }
 
 public enum QueueFileConstants {

@@ -64,6 +64,7 @@ public final class QueueManager: @unchecked Sendable {
     let minimalBackoff: Int
     let maximalBackoff: Int
     let queueLifetime: Int
+    let delayWarningTime: Int
     let queueRunDelay: Int
     var draining = false
     var scanScheduled = false
@@ -79,6 +80,7 @@ public final class QueueManager: @unchecked Sendable {
         minimalBackoff = max(1, config.seconds("minimal_backoff_time"))
         maximalBackoff = max(minimalBackoff, config.seconds("maximal_backoff_time"))
         queueLifetime = config.seconds("maximal_queue_lifetime")
+        delayWarningTime = config.seconds("delay_warning_time")
         queueRunDelay = max(1, config.seconds("queue_run_delay"))
         initialConcurrency = max(1, config.integer("initial_destination_concurrency"))
         destinationLimit = max(1, config.integer("default_destination_concurrency_limit"))
@@ -481,6 +483,40 @@ public final class QueueManager: @unchecked Sendable {
     func finish(_ message: ActiveMessage) {
         BounceNotice.sendSuccessReport(for: message, manager: self)
         let now = WallClock.seconds()
+        let age = now - message.envelope.arrivalSeconds
+        if age < queueLifetime && delayWarningTime > 0 && age >= delayWarningTime {
+            let due = message.deferred.keys.filter { message.envelope.recipients[$0].status == .pending }.sorted()
+            if !due.isEmpty {
+                warnOfDelay(message, due, now: now)
+                return
+            }
+        }
+        finishFailures(message, now: now)
+    }
+
+    /// The delay warning (RFC 3464 `Action: delayed`) for recipients still
+    /// waiting after `delay_warning_time`, once per recipient: it is marked
+    /// in the queue file before the message is put back.
+    func warnOfDelay(_ message: ActiveMessage, _ due: [Int], now: Int) {
+        let events = due.map { message.event($0, message.deferred[$0]!, time: now) }
+        let until = WallClock.localTime(message.envelope.arrivalSeconds + queueLifetime).rfc5322
+        let warning = DeliveryStatusNotification.DelayWarning(warnedAfter: delayWarningTime, queueLifetime: queueLifetime,
+                                                              willRetryUntil: until)
+        BounceNotice.send(.delay, events: events, for: message, manager: self, delayWarning: warning)
+            .assumeIsolated().whenComplete { result in
+                switch result {
+                case .success(let noticeID):
+                    if let noticeID { self.logger.info("\(message.id): sender delay notification: \(noticeID)") }
+                    for index in due { message.mark(index, .pendingWarned) }
+                case .failure(let error):
+                    // Not marked: the next pass tries again.
+                    self.logger.warning("\(message.id): cannot queue the delay notification: \(error)")
+                }
+                self.finishFailures(message, now: now)
+            }
+    }
+
+    func finishFailures(_ message: ActiveMessage, now: Int) {
         if now - message.envelope.arrivalSeconds >= queueLifetime {
             for (index, outcome) in message.deferred {
                 let bounce = DeliveryOutcome.bounced(EnhancedStatusCode(4, 4, 7),
@@ -562,7 +598,7 @@ public final class QueueManager: @unchecked Sendable {
         do {
             let fd = try FileIO.open(activePath, O_RDWR)
             defer { FileIO.close(fd) }
-            for recipient in message.envelope.recipients where recipient.status.isDone {
+            for recipient in message.envelope.recipients where recipient.status != .pending {
                 try FileIO.pwriteAll(fd, [recipient.status.rawValue], at: recipient.statusOffset, path: activePath)
             }
             try FileIO.fsync(fd, path: activePath)

@@ -364,3 +364,37 @@ def test_notify_success_to_a_peer_without_dsn_gets_a_relayed_report(make_mta, ma
     assert recipient["Action"] == "relayed" and recipient["Status"] == "2.0.0"
     assert recipient["Original-Recipient"] == "rfc822; A@remote.test"
     assert recipient["Remote-MTA"] == "dns; 127.0.0.1"
+
+
+def test_backoff_delay_warning_and_expiry_in_order(make_mta):
+    port = free_port()
+    timing = ("minimal_backoff_time = 1s\nmaximal_backoff_time = 2s\nqueue_run_delay = 1s\n"
+              "delay_warning_time = 3s\nmaximal_queue_lifetime = 8s\n")
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{port}"}, timing)
+    started = time.time()
+    send(mta, f"hkt-alice@{HOSTNAME}", ["late@remote.test"], b"Subject: slow\r\n\r\nx\r\n")
+    mta.wait_log(r"late@remote\.test>, .*status=bounced \(message expired after 8 seconds in the queue", timeout=60)
+    log = mta.log()
+    queue_id = re.search(r"(\w+): to=<late@remote\.test>", log).group(1)
+    events = []
+    for line in log.splitlines():
+        if re.search(rf"{queue_id}: to=<late@remote\.test>, .*status=deferred", line):
+            events.append("deferred")
+        elif f"{queue_id}: sender delay notification:" in line:
+            events.append("warned")
+        elif re.search(rf"{queue_id}: to=<late@remote\.test>, .*status=bounced", line):
+            events.append("bounced")
+    # Tried, then tried again; warned once after 3 s; returned after 8 s.
+    assert events[0] == "deferred" and events.count("warned") == 1 and events[-1] == "bounced", events
+    assert events.index("warned") >= 2 and events.count("deferred") >= 3, events
+    assert 3 <= events.count("deferred") <= 9, events  # backoff: not a retry per second of the 8
+    assert time.time() - started >= 7  # whole seconds: 8 s of queue time
+    box = mta.wait_mbox("hkt-alice", 2)
+    reports = [email.message_from_bytes(b"From " + part) for part in box.split(b"\nFrom ")]
+    reports = [email.message_from_bytes(r.as_bytes().split(b"\n", 1)[1]) for r in reports]
+    delayed = reports[0].get_payload()[1].get_payload()[1]
+    assert delayed["Action"] == "delayed" and delayed["Status"].startswith("4.4.")
+    assert delayed["Will-Retry-Until"]
+    failed = reports[1].get_payload()[1].get_payload()[1]
+    assert failed["Action"] == "failed" and failed["Status"] == "5.4.7"
+    assert "Delayed Mail" in reports[0]["Subject"] and "Undelivered Mail" in reports[1]["Subject"]
