@@ -108,6 +108,7 @@ let package = Package(
         .testTarget(name: "AliasServiceTests", dependencies: ["AliasService", "SendmailRules", "HikyakuIPC", "MailCore"]),
         .testTarget(name: "SendmailRulesTests", dependencies: ["SendmailRules"]),
         .testTarget(name: "SubmissionTests", dependencies: ["Submission"]),
+        .testTarget(name: "SMTPClientTests", dependencies: ["SMTPClient", "HikyakuConfig", "SMTPProtocol"]),
         .testTarget(name: "DNSResolverTests", dependencies: ["DNSResolver", "MailCore"]),
     ]
 )

@@ -139,6 +139,8 @@ extension ConfigParameter {
             "The name smtp-client gives in EHLO and HELO."),
         ConfigParameter("smtp_tls_security_level", "may", .string,
             "none: never STARTTLS; may: STARTTLS when offered, plain text when not or when the handshake fails; encrypt: TLS or no delivery (the mail is deferred)."),
+        ConfigParameter("smtp_tls_policy_map", "", .path,
+            "A file of 'destination level' lines (example.org encrypt, [mx.example.org]:587 may, .example.org for subdomains) that override smtp_tls_security_level per route; read when smtp-client starts."),
         ConfigParameter("smtp_tls_CAfile", "/etc/ssl/certs/ca-certificates.crt", .path,
             "The certificate authorities a server's certificate is checked against (read before the chroot); the result is logged as Trusted or Untrusted."),
         ConfigParameter("smtp_connect_timeout", "30s", .time,

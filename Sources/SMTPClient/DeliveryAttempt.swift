@@ -20,6 +20,8 @@ final class DeliveryAttempt: @unchecked Sendable {
     var content: [UInt8] = []
     var transaction: SMTPClientSession.Transaction! = nil
     var lastFailure: ConnectionFailure? = nil
+    /// smtp_tls_security_level, or the route's entry in smtp_tls_policy_map.
+    var tlsPolicy: SMTPClientSession.TLSPolicy { daemon.tlsPolicies.level(for: request.nexthop) ?? daemon.settings.tlsPolicy }
 
     static let smtpMailers: Set<String> = ["esmtp", "smtp", "smtp8", "dsmtp", "relay"]
 
@@ -101,7 +103,7 @@ final class DeliveryAttempt: @unchecked Sendable {
                         return self.finish(all: .deferred(EnhancedStatusCode(4, 4, 4), "no address for any server of \(destination)"),
                                            destinationFailed: true)
                     }
-                    return self.tryTarget(targets, 0, tlsPolicy: self.daemon.settings.tlsPolicy, key: key)
+                    return self.tryTarget(targets, 0, tlsPolicy: self.tlsPolicy, key: key)
                 }
             }
     }
@@ -119,7 +121,7 @@ final class DeliveryAttempt: @unchecked Sendable {
                 self.readyAt = Self.microseconds()
                 return self.use(connection, key: key).flatMap { result in
                     if let result { return self.eventLoop.makeSucceededFuture(result) }
-                    return self.tryTarget(targets, index + 1, tlsPolicy: self.daemon.settings.tlsPolicy, key: key)
+                    return self.tryTarget(targets, index + 1, tlsPolicy: self.tlsPolicy, key: key)
                 }
             }
             .flatMapError { error in
@@ -132,7 +134,7 @@ final class DeliveryAttempt: @unchecked Sendable {
                 if index + 1 < targets.count {
                     self.daemon.logger.info("\(self.request.queueID): \(failure.text)")
                 }
-                return self.tryTarget(targets, index + 1, tlsPolicy: self.daemon.settings.tlsPolicy, key: key)
+                return self.tryTarget(targets, index + 1, tlsPolicy: self.tlsPolicy, key: key)
             }
     }
 

@@ -74,7 +74,8 @@ final class SMTPClientConnection: @unchecked Sendable {
         self.trust = TrustRecorder()
         createdAt = .now()
         session = SMTPClientSession(settings: .init(heloName: settings.heloName,
-                                                    tlsPolicy: tlsContext == nil ? .none : tlsPolicy, peer: peer))
+                                                    tlsPolicy: tlsContext == nil && tlsPolicy == .may ? .none : tlsPolicy,
+                                                    peer: peer))
     }
 
     /// Connects and waits until the session is ready for mail (greeting,
@@ -192,7 +193,7 @@ final class SMTPClientConnection: @unchecked Sendable {
             return ConnectionFailure(text: "TLS is required, but was not offered by host \(peer)", status: EnhancedStatusCode(4, 7, 4))
         case .tlsFailed(let reason):
             return ConnectionFailure(text: "Cannot start TLS: handshake with \(peer) failed: \(reason)",
-                                     status: EnhancedStatusCode(4, 7, 5), retryWithoutTLS: settings.tlsPolicy == .may)
+                                     status: EnhancedStatusCode(4, 7, 5), retryWithoutTLS: session.settings.tlsPolicy == .may)
         case .protocolError(let text):
             return ConnectionFailure(text: text, status: EnhancedStatusCode(4, 5, 0))
         }

@@ -56,6 +56,7 @@ public final class SMTPClientDaemon: @unchecked Sendable {
     let settings: SMTPClientSettings
     let tlsContext: NIOSSLContext?
     let resolve: RouteResolver
+    let tlsPolicies: TLSPolicyMap
     let addressLimit: Int
     let cacheTime: TimeAmount
     let reuseTime: TimeAmount
@@ -64,7 +65,8 @@ public final class SMTPClientDaemon: @unchecked Sendable {
     var draining = false
 
     init(context: DaemonContext, eventLoop: EventLoop, pool: NIOThreadPool, tlsContext: NIOSSLContext?,
-         resolve: @escaping RouteResolver) throws {
+         resolve: @escaping RouteResolver, tlsPolicies: TLSPolicyMap = TLSPolicyMap()) throws {
+        self.tlsPolicies = tlsPolicies
         self.context = context
         logger = context.logger
         self.eventLoop = eventLoop
@@ -96,6 +98,7 @@ public final class SMTPClientDaemon: @unchecked Sendable {
     struct Prepared: Sendable {
         var tlsContext: NIOSSLContext?
         var resolve: RouteResolver
+        var tlsPolicies: TLSPolicyMap
     }
 
     public static func main() -> Never {
@@ -103,20 +106,23 @@ public final class SMTPClientDaemon: @unchecked Sendable {
             // Certificate authorities and the resolver's configuration are
             // outside the chroot: read them now.
             let config = context.configuration
+            let mapPath = config.string("smtp_tls_policy_map")
+            let policies = mapPath.isEmpty ? TLSPolicyMap() : try TLSPolicyMap(path: mapPath)
             var tls: NIOSSLContext? = nil
-            if config.string("smtp_tls_security_level") != "none" {
+            if config.string("smtp_tls_security_level") != "none" || policies.entries.values.contains(where: { $0 != .none }) {
                 let caFile = config.string("smtp_tls_CAfile")
                 let (made, count) = try TLSClient.makeContext(caFile: caFile)
                 if count == 0 { context.logger.warning("\(caFile): no certificate authorities; every TLS peer will be Untrusted") }
                 tls = made
             }
-            return Prepared(tlsContext: tls, resolve: try RouteResolution.makeResolver(config))
+            return Prepared(tlsContext: tls, resolve: try RouteResolution.makeResolver(config), tlsPolicies: policies)
         } serve: { context, prepared in
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let pool = NIOThreadPool(numberOfThreads: 4)
             pool.start()
             let daemon = try SMTPClientDaemon(context: context, eventLoop: group.next(), pool: pool,
-                                              tlsContext: prepared.tlsContext, resolve: prepared.resolve)
+                                              tlsContext: prepared.tlsContext, resolve: prepared.resolve,
+                                              tlsPolicies: prepared.tlsPolicies)
             try daemon.serve(group: group)
         }
     }

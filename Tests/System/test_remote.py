@@ -398,3 +398,32 @@ def test_backoff_delay_warning_and_expiry_in_order(make_mta):
     failed = reports[1].get_payload()[1].get_payload()[1]
     assert failed["Action"] == "failed" and failed["Status"] == "5.4.7"
     assert "Delayed Mail" in reports[0]["Subject"] and "Undelivered Mail" in reports[1]["Subject"]
+
+
+def test_a_tls_policy_map_entry_requires_tls_for_one_destination(make_mta, make_peer):
+    plain = make_peer()
+    mta = make_mta(start=False)
+    policy = os.path.join(mta.etc, "tls_policy")
+    # Entries are looked up by the route's host field, as Postfix's are.
+    with open(policy, "w") as f:
+        f.write(f"# destination level\n[127.0.0.1]:{plain.port} encrypt\n.secure.test encrypt\n")
+    table = os.path.join(mta.etc, "mailertable")
+    with open(table, "w") as f:
+        f.write(f"mx.secure.test\tesmtp:[127.0.0.1]:{plain.port}\nopen.test\tesmtp:[localhost]:{plain.port}\n")
+    mta.write_config(f"mailertable_map = {table}\nsmtp_tls_policy_map = {policy}")
+    mta.start()
+    send(mta, "sender@client.example.org", ["a@mx.secure.test"], b"Subject: secret\r\n\r\nx\r\n")
+    send(mta, "sender@client.example.org", ["b@open.test"], b"Subject: open\r\n\r\nx\r\n")
+    [got] = plain.wait_messages(1)
+    assert got["rcpt_tos"] == ["b@open.test"]
+    mta.wait_log(r"to=<a@mx\.secure\.test>, relay=none, .*dsn=4\.7\.4, status=deferred \(TLS is required, but was not offered")
+
+
+def test_a_bad_tls_policy_map_line_is_named(make_mta):
+    mta = make_mta(start=False)
+    policy = os.path.join(mta.etc, "tls_policy")
+    with open(policy, "w") as f:
+        f.write("example.org encrypt\nexample.net sometimes\n")
+    mta.write_config(f"smtp_tls_policy_map = {policy}")
+    mta.start()
+    mta.wait_log(re.escape(f"{policy}, line 2: expected 'destination level' with level none, may or encrypt, found 'example.net sometimes'"))
