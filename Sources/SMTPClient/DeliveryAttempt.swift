@@ -142,7 +142,7 @@ final class DeliveryAttempt: @unchecked Sendable {
     /// broke before anything was sent, so another server may be tried.
     func use(_ connection: SMTPClientConnection, key: String) -> EventLoopFuture<SMTPDeliveryProtocol.Result?> {
         connection.deliver(transaction, content: content).map { results in
-            let untouched = !connection.session.contentSent && results.allSatisfy { !$0.fromServer }
+            let untouched = !connection.session.contentSent && !results.isEmpty && results.allSatisfy { $0.connectionLost }
             if untouched, let first = results.first {
                 self.lastFailure = ConnectionFailure(text: first.reply.lines.joined(separator: " "), status: EnhancedStatusCode(4, 4, 2))
                 return nil

@@ -110,6 +110,8 @@ public struct SMTPClientSession: Sendable {
         public var inReplyTo: String
         /// The server said it; false when the client decided alone.
         public var fromServer: Bool
+        /// Made up because the connection broke or timed out (``abandon(reason:)``).
+        public var connectionLost = false
 
         public init(index: Int, reply: SMTPReply, inReplyTo: String, fromServer: Bool = true) {
             self.index = index
@@ -440,7 +442,10 @@ public struct SMTPClientSession: Sendable {
     public mutating func abandon(reason: String) -> [RecipientResult] {
         let reply = SMTPReply(451, EnhancedStatusCode(4, 4, 2), reason)
         var results = resolveAll(with: reply, inReplyTo: stage)
-        for k in results.indices { results[k].fromServer = false }
+        for k in results.indices {
+            results[k].fromServer = false
+            results[k].connectionLost = true
+        }
         expected.removeAll()
         return results
     }

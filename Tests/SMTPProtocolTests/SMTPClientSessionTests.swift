@@ -189,7 +189,7 @@ struct SMTPClientSessionTests {
         _ = lost.received(Self.reply("250 ok"))
         let results = lost.abandon(reason: "lost connection with mx.example.org[192.0.2.1] while sending RCPT TO")
         #expect(results.map(\.index) == [0, 1])
-        #expect(results.allSatisfy { $0.reply.code == 451 && !$0.fromServer })
+        #expect(results.allSatisfy { $0.reply.code == 451 && !$0.fromServer && $0.connectionLost })
     }
 
     @Test("the wire form: CRLF everywhere, dot-stuffing, a final line ending")

@@ -427,3 +427,46 @@ def test_a_bad_tls_policy_map_line_is_named(make_mta):
     mta.write_config(f"smtp_tls_policy_map = {policy}")
     mta.start()
     mta.wait_log(re.escape(f"{policy}, line 2: expected 'destination level' with level none, may or encrypt, found 'example.net sometimes'"))
+
+
+BIG = b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 100
+
+
+@pytest.mark.parametrize("kind", ["rcpt-5xx", "data-5xx", "size", "null-mx", "nxdomain", "loop", "expired"])
+def test_every_failure_kind_gives_a_standard_bounce(kind, make_mta, make_peer, dns_server):
+    """Each kind of remote failure comes back as one RFC 3464 report whose
+    three parts Python's email package reads, with the required fields,
+    and in which flufl.bounce finds exactly the failed recipient."""
+    from flufl.bounce import scan_message
+    from test_dsn import parts, reports
+    failed, body = "x@remote.test", b"Subject: kind\r\n\r\nx\r\n"
+    if kind in ("rcpt-5xx", "data-5xx", "size"):
+        options = {"rcpt-5xx": {"rcpt": {"x@": "550 5.1.1 <x@remote.test>: User unknown"}},
+                   "data-5xx": {"data": "554 5.6.0 Message content rejected"},
+                   "size": {"size_limit": 2000}}[kind]
+        peer = make_peer(**options)
+        mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{peer.port}"})
+        if kind == "size":
+            body = BIG
+    elif kind == "expired":
+        mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{free_port()}"},
+                     "minimal_backoff_time = 1s\nmaximal_backoff_time = 1s\nqueue_run_delay = 1s\nmaximal_queue_lifetime = 2s")
+    else:
+        domain = {"null-mx": "nullmx.test", "nxdomain": "nothere.test", "loop": "loop.test"}[kind]
+        failed = f"x@{domain}"
+        dns = dns_server(null_mx=["nullmx.test"], mx={"loop.test": [("mail.loop.test", 10)]},
+                         hosts={"mail.loop.test": ["127.0.0.1"]})
+        mta = dns_routed(make_mta, dns)
+    send(mta, f"hkt-alice@{HOSTNAME}", [failed], body)
+    [report] = reports(mta, "hkt-alice", 1)
+    text, per_message, blocks, original = parts(report)
+    assert per_message["Reporting-MTA"] == f"dns; {HOSTNAME}" and per_message["Arrival-Date"]
+    [block] = blocks
+    assert block["Final-Recipient"] == f"rfc822; {failed}"
+    assert block["Action"] == "failed" and block["Status"].startswith("5.")
+    assert block["Diagnostic-Code"] and block["Last-Attempt-Date"]
+    if kind in ("rcpt-5xx", "data-5xx"):
+        assert block["Remote-MTA"] == "dns; 127.0.0.1" and block["Diagnostic-Code"].startswith("smtp; 5")
+    assert original.get_content_type() == "message/rfc822"
+    assert f"<{failed}>: " in text
+    assert scan_message(report) == {failed.encode()}
