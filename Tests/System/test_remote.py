@@ -470,3 +470,25 @@ def test_every_failure_kind_gives_a_standard_bounce(kind, make_mta, make_peer, d
     assert original.get_content_type() == "message/rfc822"
     assert f"<{failed}>: " in text
     assert scan_message(report) == {failed.encode()}
+
+
+def test_a_dead_destination_is_suspended_without_holding_up_others(make_mta, make_peer):
+    peer = make_peer()
+    dead = free_port()
+    mta = routed(make_mta, {"dead.test": f"esmtp:[127.0.0.1]:{dead}", "live.test": f"esmtp:[127.0.0.1]:{peer.port}"},
+                 "initial_destination_concurrency = 2")
+    with mta.smtp() as s:
+        for n in range(12):
+            s.sendmail("sender@client.example.org", [f"d{n}@dead.test"], f"Subject: dead {n}\r\n\r\nx\r\n".encode())
+            s.sendmail("sender@client.example.org", [f"l{n}@live.test"], f"Subject: live {n}\r\n\r\nx\r\n".encode())
+    got = peer.wait_messages(12)
+    assert sorted(m["rcpt_tos"][0] for m in got) == sorted(f"l{n}@live.test" for n in range(12))
+    mta.wait_log(r"qmgr\[\d+\]: \[127\.0\.0\.1\]:%d: delivery temporarily suspended for 5 minutes: connect to" % dead)
+    mta.wait_log(r"to=<d\d+@dead\.test>, relay=none, .*status=deferred \(delivery temporarily suspended: connect to 127\.0\.0\.1\[127\.0\.0\.1\]:%d: Connection refused\)" % dead)
+    # Fewer connection attempts than messages: the rest waited without trying.
+    attempts = len(re.findall(r"smtp-client\[\d+\]: \w+: to=<d\d+@dead\.test>, relay=none", mta.log()))
+    assert attempts < 12, attempts
+    deadline = time.time() + 20
+    while len(mta.queue_files("deferred")) < 12 and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(mta.queue_files("deferred")) == 12
