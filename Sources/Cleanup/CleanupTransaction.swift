@@ -61,6 +61,7 @@ final class CleanupTransaction {
         if !begin.heloName.isEmpty { envelope[info: .heloName] = begin.heloName }
         if !begin.protocolName.isEmpty { envelope[info: .protocolName] = begin.protocolName }
         if !begin.bodyType.isEmpty { envelope[info: .bodyType] = begin.bodyType }
+        if begin.smtpUTF8 { envelope[info: .smtpUTF8] = "yes" }
         if let ret = DSNReturn(parameter: begin.ret) { envelope[info: .dsnRet] = ret.rawValue }
         if let envid = DSNEnvelopeID.validated(begin.envid) { envelope[info: .dsnEnvid] = envid }
         if !begin.submitter.isEmpty { envelope[info: .submitter] = begin.submitter }

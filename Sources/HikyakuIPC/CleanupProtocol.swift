@@ -49,6 +49,9 @@ public enum CleanupProtocol {
         public var recipientDSN: [RecipientDSN] = []
         /// Local submissions: the submitting user's uid.
         public var submitter = ""
+        /// SMTPUTF8 (RFC 6531): the message may only go to servers that
+        /// offer it.
+        public var smtpUTF8 = false
 
         public init(origin: Origin, sender: String, recipients: [String], clientName: String = "",
                     clientAddress: String = "", heloName: String = "", protocolName: String = "",
@@ -83,6 +86,7 @@ public enum CleanupProtocol {
                 f.add(.orcpt, dsn.originalRecipient?.stored ?? "")
             }
             if !submitter.isEmpty { f.add(.localUser, submitter) }
+            if smtpUTF8 { f.add(.smtpUTF8, true) }
             return f
         }
 
@@ -98,6 +102,7 @@ public enum CleanupProtocol {
             clientAddress = frame.string(.clientAddress) ?? ""
             heloName = frame.string(.heloName) ?? ""
             protocolName = frame.string(.protocolName) ?? ""
+            smtpUTF8 = frame.bool(.smtpUTF8) ?? false
             bodyType = frame.string(.bodyType) ?? ""
             removeBcc = frame.bool(.found) ?? false
             fullName = frame.string(.text) ?? ""

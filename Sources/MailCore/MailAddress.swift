@@ -19,6 +19,9 @@ public struct MailAddress: Hashable, Sendable, CustomStringConvertible {
         return "\(localPart)@\(domain)"
     }
 
+    /// Whether the address needs SMTPUTF8 to be sent (RFC 6531).
+    public var isASCII: Bool { description.utf8.allSatisfy { $0 < 0x80 } }
+
     /// The domain in lower case, for comparisons (domains are case-insensitive).
     public var lowercasedDomain: String? { domain.map { $0.asciiLowercased() } }
 
@@ -64,7 +67,10 @@ extension MailAddress {
     /// `<@relay:user@example.org>` (the source route is dropped, as RFC 5321
     /// tells receivers to), `<>` (returns nil: the null path), or, when
     /// `requireBrackets` is false, the bare `user@example.org` many clients send.
-    public static func parsePath(_ text: Substring, requireBrackets: Bool = false) throws(AddressSyntaxError) -> MailAddress? {
+    /// With `allowUTF8`, local parts and domains may hold UTF-8 (RFC 6531,
+    /// SMTPUTF8); the caller checks the extension was asked for.
+    public static func parsePath(_ text: Substring, requireBrackets: Bool = false,
+                                 allowUTF8: Bool = false) throws(AddressSyntaxError) -> MailAddress? {
         var body = text
         if body.first == "<" {
             guard body.last == ">", body.count >= 2 else { throw .missingBrackets }
@@ -77,25 +83,25 @@ extension MailAddress {
             throw .empty
         }
         guard text.utf8.count <= maximumPathLength else { throw .tooLong }
-        guard body.utf8.allSatisfy({ $0 < 0x80 }) else { throw .nonASCII }
+        guard allowUTF8 || body.utf8.allSatisfy({ $0 < 0x80 }) else { throw .nonASCII }
         if body.first == "@" {
             // A-d-l: "@one,@two:mailbox". Skip to the colon outside any quotes.
             guard let colon = body.firstIndex(of: ":") else { throw .badDomain }
             let route = body[body.index(after: body.startIndex)..<colon]
             for hop in route.split(separator: ",", omittingEmptySubsequences: false) {
                 let name = hop.first == "@" ? hop.dropFirst() : hop
-                guard isValidDomain(name) else { throw .badDomain }
+                guard isValidDomain(name, allowUTF8: allowUTF8) else { throw .badDomain }
             }
             body = body[body.index(after: colon)...]
         }
-        return try parseMailbox(body)
+        return try parseMailbox(body, allowUTF8: allowUTF8)
     }
 
     /// Parses `local@domain` or a bare `local`.
-    public static func parseMailbox(_ text: Substring) throws(AddressSyntaxError) -> MailAddress {
+    public static func parseMailbox(_ text: Substring, allowUTF8: Bool = false) throws(AddressSyntaxError) -> MailAddress {
         guard !text.isEmpty else { throw .empty }
-        guard text.utf8.allSatisfy({ $0 < 0x80 }) else { throw .nonASCII }
-        let (local, rest) = try scanLocalPart(text)
+        guard allowUTF8 || text.utf8.allSatisfy({ $0 < 0x80 }) else { throw .nonASCII }
+        let (local, rest) = try scanLocalPart(text, allowUTF8: allowUTF8)
         guard local.utf8.count <= maximumLocalPartLength else { throw .tooLong }
         if rest.isEmpty {
             return MailAddress(localPart: String(local), domain: nil)
@@ -103,12 +109,12 @@ extension MailAddress {
         guard rest.first == "@" else { throw .badLocalPart }
         let domain = rest.dropFirst()
         guard domain.utf8.count <= maximumDomainLength else { throw .tooLong }
-        guard isValidDomain(domain) || isValidAddressLiteral(domain) else { throw .badDomain }
+        guard isValidDomain(domain, allowUTF8: allowUTF8) || isValidAddressLiteral(domain) else { throw .badDomain }
         return MailAddress(localPart: String(local), domain: String(domain))
     }
 
     /// Splits off a Dot-string or Quoted-string local part.
-    static func scanLocalPart(_ text: Substring) throws(AddressSyntaxError) -> (Substring, Substring) {
+    static func scanLocalPart(_ text: Substring, allowUTF8: Bool = false) throws(AddressSyntaxError) -> (Substring, Substring) {
         if text.first == "\"" {
             var index = text.index(after: text.startIndex)
             var escaped = false
@@ -122,7 +128,7 @@ extension MailAddress {
                 } else if c == UInt8(ascii: "\"") {
                     let end = text.index(after: index)
                     return (text[..<end], text[end...])
-                } else if !(c == 32 || c == 33 || (c >= 35 && c <= 91) || (c >= 93 && c <= 126)) {
+                } else if !(c == 32 || c == 33 || (c >= 35 && c <= 91) || (c >= 93 && c <= 126) || (allowUTF8 && c >= 0x80)) {
                     throw .badLocalPart
                 }
                 index = text.index(after: index)
@@ -131,7 +137,7 @@ extension MailAddress {
         }
         let end = text.lastIndex(of: "@") ?? text.endIndex
         let local = text[..<end]
-        guard isValidDotString(local) else { throw .badLocalPart }
+        guard isValidDotString(local, allowUTF8: allowUTF8) else { throw .badLocalPart }
         return (local, text[end...])
     }
 
@@ -145,21 +151,23 @@ extension MailAddress {
         }
     }
 
-    static func isValidDotString(_ text: Substring) -> Bool {
+    static func isValidDotString(_ text: Substring, allowUTF8: Bool = false) -> Bool {
         guard !text.isEmpty else { return false }
         return text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { atom in
-            !atom.isEmpty && atom.utf8.allSatisfy(isAtext)
+            !atom.isEmpty && atom.utf8.allSatisfy { isAtext($0) || (allowUTF8 && $0 >= 0x80) }
         }
     }
 
     /// RFC 5321 Domain: dot-separated labels of letters, digits and hyphens,
     /// not starting or ending with a hyphen. A trailing dot is refused.
-    public static func isValidDomain(_ text: Substring) -> Bool {
+    /// With `allowUTF8`, labels may be U-labels (RFC 6531): their non-ASCII
+    /// characters count as letters.
+    public static func isValidDomain(_ text: Substring, allowUTF8: Bool = false) -> Bool {
         guard !text.isEmpty, text.utf8.count <= maximumDomainLength else { return false }
+        let letter = { (c: UInt8) in isLetterDigit(c) || (allowUTF8 && c >= 0x80) }
         return text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
             guard let first = label.utf8.first, let last = label.utf8.last, label.utf8.count <= 63 else { return false }
-            return isLetterDigit(first) && isLetterDigit(last)
-                && label.utf8.allSatisfy { isLetterDigit($0) || $0 == UInt8(ascii: "-") }
+            return letter(first) && letter(last) && label.utf8.allSatisfy { letter($0) || $0 == UInt8(ascii: "-") }
         }
     }
 

@@ -60,6 +60,8 @@ public enum QueueInfoKey: String, Sendable, CaseIterable {
     case protocolName = "protocol_name"
     case origin = "origin"            // smtp, local
     case bodyType = "body_type"       // 7BIT, 8BITMIME
+    /// `yes` when the message came with SMTPUTF8 (RFC 6531).
+    case smtpUTF8 = "smtputf8"
     case messageID = "message_id"
     case submitter = "submitter"
     /// RFC 3461 RET (`FULL` or `HDRS`) and ENVID (decoded).

@@ -342,7 +342,8 @@ public final class QueueManager: @unchecked Sendable {
                                                    originalRecipient: envelope.recipients[$0].orcpt)
                 },
                 contentOffset: envelope.contentOffset, contentLength: envelope.contentLength,
-                bodyType: envelope[info: .bodyType] ?? "", ret: envelope[info: .dsnRet] ?? "",
+                bodyType: envelope[info: .bodyType] ?? "", smtpUTF8: envelope[info: .smtpUTF8] == "yes",
+                ret: envelope[info: .dsnRet] ?? "",
                 envid: envelope[info: .dsnEnvid] ?? "", arrivalMicroseconds: arrival,
                 activatedAt: job.message.activatedAt, dispatchedAt: seconds * 1_000_000 + micros).frame
         }

@@ -35,13 +35,16 @@ public enum SMTPCommandError: Error, Hashable, Sendable {
     case badSender(AddressSyntaxError)
     case badRecipient(AddressSyntaxError)
     case badParameter(String)
+    /// Bytes that are not UTF-8.
+    case badEncoding
 }
 
 extension SMTPCommand {
     /// Parses one command line without its line ending.
     public static func parse(_ line: some Collection<UInt8>) throws(SMTPCommandError) -> SMTPCommand {
         guard !line.contains(0) else { throw .syntax(verb: "") }
-        let text = String(decoding: line, as: UTF8.self)
+        // Only well-formed UTF-8 may carry non-ASCII (RFC 6531).
+        guard let text = String(validating: line, as: UTF8.self) else { throw .badEncoding }
         let trimmed = text.trimmingSpaces()
         guard !trimmed.isEmpty else { throw .empty }
         let verbEnd = trimmed.firstIndex(where: { $0 == " " || $0 == "\t" }) ?? trimmed.endIndex
@@ -56,7 +59,7 @@ extension SMTPCommand {
         case "MAIL":
             let (path, params) = try splitPathArgument(argument, keyword: "FROM", verb: verb)
             do {
-                return .mail(try MailAddress.parsePath(path), params)
+                return .mail(try MailAddress.parsePath(path, allowUTF8: true), params)
             } catch {
                 throw .badSender(error)
             }
@@ -64,7 +67,7 @@ extension SMTPCommand {
             let (path, params) = try splitPathArgument(argument, keyword: "TO", verb: verb)
             let address: MailAddress?
             do {
-                address = try MailAddress.parsePath(path)
+                address = try MailAddress.parsePath(path, allowUTF8: true)
             } catch {
                 throw .badRecipient(error)
             }

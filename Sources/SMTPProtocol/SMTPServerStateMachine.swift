@@ -57,6 +57,9 @@ public struct SMTPServerStateMachine: Sendable {
         public var discardedRecipients = 0
         /// The sender check said DISCARD: every recipient is thrown away.
         public var discardAll = false
+        /// MAIL FROM carried SMTPUTF8 (RFC 6531): addresses and headers may
+        /// be UTF-8, and must only go on to servers that take them.
+        public var smtpUTF8 = false
     }
 
     public enum RecipientVerdict: Equatable, Sendable {
@@ -177,6 +180,7 @@ public struct SMTPServerStateMachine: Sendable {
                 "ENHANCEDSTATUSCODES",
                 "8BITMIME",
                 "DSN",
+                "SMTPUTF8",
             ])], close: false)
 
         case .mail(let sender, let parameters):
@@ -212,6 +216,12 @@ public struct SMTPServerStateMachine: Sendable {
                         return error(SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad RET parameter syntax"))
                     }
                     candidate.ret = ret
+                case "SMTPUTF8":
+                    // RFC 6531 section 3.4: no value, once.
+                    guard parameter.value == nil, !candidate.smtpUTF8 else {
+                        return error(SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad SMTPUTF8 parameter syntax"))
+                    }
+                    candidate.smtpUTF8 = true
                 case "ENVID":
                     // RFC 3461 section 4.4: xtext, printable once decoded, at most 100 characters.
                     guard candidate.envelopeID == nil, let value = parameter.value,
@@ -222,6 +232,9 @@ public struct SMTPServerStateMachine: Sendable {
                 default:
                     return error(SMTPReply(555, EnhancedStatusCode(5, 5, 4), "Unsupported option: \(parameter.keyword)"))
                 }
+            }
+            if let sender, !sender.isASCII, !candidate.smtpUTF8 {
+                return error(SMTPReply(553, EnhancedStatusCode(5, 6, 7), "Must declare SMTPUTF8 to send Unicode addresses"))
             }
             if settings.checksSender {
                 state = .verifyingSender(candidate)
@@ -234,6 +247,9 @@ public struct SMTPServerStateMachine: Sendable {
         case .rcpt(let recipient, let parameters):
             guard envelope != nil else {
                 return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: need MAIL command"))
+            }
+            guard recipient.isASCII || envelope!.smtpUTF8 else {
+                return error(SMTPReply(553, EnhancedStatusCode(5, 6, 7), "Must declare SMTPUTF8 to send Unicode addresses"))
             }
             var dsn = RecipientDSN()
             var sawNotify = false
@@ -437,6 +453,8 @@ public struct SMTPServerStateMachine: Sendable {
             return SMTPReply(501, EnhancedStatusCode(5, 1, 3), "Bad recipient address syntax")
         case .badParameter(let word):
             return SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad parameter syntax: \(word)")
+        case .badEncoding:
+            return SMTPReply(500, EnhancedStatusCode(5, 5, 2), "Error: bad UTF-8 syntax")
         }
     }
 }

@@ -351,7 +351,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
         waiting = true
         let recipients = envelope.recipients.map { $0.qualified(with: server.origin).description }
-        let protocolName = envelope.esmtp ? "ESMTP" : "SMTP"
+        // RFC 6531 section 3.7.4: UTF8SMTP in Received: for SMTPUTF8 mail.
+        let protocolName = envelope.smtpUTF8 ? "UTF8SMTP" : envelope.esmtp ? "ESMTP" : "SMTP"
         var begin = CleanupProtocol.Begin(
             origin: .smtp, sender: senderText(envelope), recipients: recipients,
             clientName: identity.resolve == .ok ? identity.name : "unknown", clientAddress: identity.address,
@@ -360,6 +361,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         begin.ret = envelope.ret?.rawValue ?? ""
         begin.envid = envelope.envelopeID ?? ""
         begin.recipientDSN = envelope.recipientDSN
+        begin.smtpUTF8 = envelope.smtpUTF8
         let beginFrame = begin.frame
         if cleanup == nil {
             cleanup = LazyIPCClient(path: server.cleanupPath, eventLoop: context.eventLoop)

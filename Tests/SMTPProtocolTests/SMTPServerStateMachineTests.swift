@@ -52,7 +52,7 @@ struct SMTPServerStateMachineTests {
                             "DATA", "100", "QUIT"])
         #expect(out == [
             "220 mx.example.jp ESMTP hikyaku",
-            "250 mx.example.jp PIPELINING SIZE 10240000 ENHANCEDSTATUSCODES 8BITMIME DSN",
+            "250 mx.example.jp PIPELINING SIZE 10240000 ENHANCEDSTATUSCODES 8BITMIME DSN SMTPUTF8",
             "250 2.1.0 Ok", "250 2.1.5 Ok", "354 End data with <CR><LF>.<CR><LF>",
             "250 2.0.0 Ok: queued as 0000010000z1", "221 2.0.0 Bye", "(closed)",
         ])
@@ -177,5 +177,20 @@ struct ReceivedHeaderTests {
         let two = ReceivedHeader.text(heloName: "c", clientName: "unknown", clientAddress: "::1",
                                       hostname: "mx", protocolName: "SMTP", queueID: id, recipients: ["a@x", "b@x"], date: "D")
         #expect(two == "Received: from c (unknown [IPv6:::1])\n\tby mx (hikyaku) with SMTP id \(id);\n\tD\n")
+    }
+
+    @Test("SMTPUTF8: Unicode addresses only after MAIL ... SMTPUTF8; bad UTF-8 is refused")
+    func smtpUTF8() {
+        let without = SMTPServerStateMachineTests.run(["EHLO c", "MAIL FROM:<jö@example.org>", "MAIL FROM:<a@example.org>", "RCPT TO:<ü@bücher.example>"])
+        #expect(without[2] == "553 5.6.7 Must declare SMTPUTF8 to send Unicode addresses")
+        #expect(without[4] == "553 5.6.7 Must declare SMTPUTF8 to send Unicode addresses")
+        let with = SMTPServerStateMachineTests.run(["EHLO c", "MAIL FROM:<jö@example.org> SMTPUTF8", "RCPT TO:<ü@bücher.example>"])
+        #expect(Array(with.suffix(2)) == ["250 2.1.0 Ok", "250 2.1.5 Ok"])
+        #expect(SMTPServerStateMachineTests.run(["EHLO c", "MAIL FROM:<a@b> SMTPUTF8=yes"]).last == "501 5.5.4 Bad SMTPUTF8 parameter syntax")
+        var machine = SMTPServerStateMachine(settings: .init(hostname: "mx"))
+        _ = machine.greeting()
+        _ = machine.receive(line: Array("EHLO c".utf8))
+        #expect(SMTPServerStateMachineTests.replies(machine.receive(line: Array("MAIL FROM:<j".utf8) + [0xC3, 0x28] + Array("@x> SMTPUTF8".utf8)))
+                == ["500 5.5.2 Error: bad UTF-8 syntax"])
     }
 }

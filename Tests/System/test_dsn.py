@@ -69,7 +69,7 @@ def submit(s, sender, recipients, subject, mail_parameters=""):
 
 def test_smtpd_advertises_dsn_and_refuses_bad_parameters(mta):
     with RawSMTP(mta.port) as s:
-        assert s.ehlo().endswith("\n250 DSN")
+        assert "\n250-DSN\n" in s.ehlo()
         assert s.command("MAIL FROM:<a@example.org> RET=BODY") == "501 5.5.4 Bad RET parameter syntax"
         assert s.command("MAIL FROM:<a@example.org> ENVID=" + "x" * 101) == "501 5.5.4 Bad ENVID parameter syntax"
         assert s.command("MAIL FROM:<a@example.org> ENVID=a+0Db") == "501 5.5.4 Bad ENVID parameter syntax"

@@ -492,3 +492,22 @@ def test_a_dead_destination_is_suspended_without_holding_up_others(make_mta, mak
     while len(mta.queue_files("deferred")) < 12 and time.time() < deadline:
         time.sleep(0.05)
     assert len(mta.queue_files("deferred")) == 12
+
+
+def test_smtputf8_mail_goes_through_or_bounces_with_5_6_7(make_mta, make_peer):
+    able = make_peer()
+    unable = make_peer(smtputf8=False)
+    mta = routed(make_mta, {"able.test": f"esmtp:[127.0.0.1]:{able.port}",
+                            "unable.test": f"esmtp:[127.0.0.1]:{unable.port}"})
+    message = "Subject: gr\u00fc\u00dfe\r\nFrom: J\u00f6rg <j\u00f6rg@client.example>\r\n\r\nhallo\r\n".encode()
+    with mta.smtp() as s:
+        s.ehlo()
+        assert s.has_extn("smtputf8")
+        s.sendmail(f"hkt-alice@{HOSTNAME}", ["j\u00fcrgen@able.test"], message, mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+        s.sendmail(f"hkt-alice@{HOSTNAME}", ["j\u00fcrgen@unable.test"], message, mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+    [got] = able.wait_messages(1)
+    assert got["rcpt_tos"] == ["j\u00fcrgen@able.test"] and "SMTPUTF8" in got["mail_options"]
+    assert b"with UTF8SMTP id" in got["content"]
+    status, diagnostic, final = bounce_status(mta)
+    assert status == "5.6.7" and "SMTPUTF8 is required, but was not offered by host" in diagnostic
+    assert unable.messages() == []
