@@ -114,7 +114,65 @@ async def refuse_everything(greeting):
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
+async def broken_tls():
+    """A minimal server that offers STARTTLS, answers 220 to it and then
+    hangs up instead of negotiating; without STARTTLS it takes mail."""
+    async def session(reader, writer):
+        append("sessions", b"b")
+        tx = {"rcpt_tos": []}
+
+        async def reply(text):
+            writer.write(text.encode() + b"\r\n")
+            await writer.drain()
+        await reply("220 broken.example ESMTP")
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            append("wire.log", line)
+            verb = line.decode(errors="replace").strip().split(" ")[0].upper()
+            if verb == "EHLO":
+                await reply("250-broken.example\r\n250-PIPELINING\r\n250 STARTTLS")
+            elif verb == "STARTTLS":
+                await reply("220 2.0.0 go ahead")
+                break
+            elif verb == "MAIL":
+                tx = {"mail_from": line.decode().split(":", 1)[1].strip().strip("<>"), "rcpt_tos": []}
+                await reply("250 2.1.0 Ok")
+            elif verb == "RCPT":
+                tx["rcpt_tos"].append(line.decode().split(":", 1)[1].strip().strip("<>"))
+                await reply("250 2.1.5 Ok")
+            elif verb == "DATA":
+                await reply("354 go")
+                data = b""
+                while True:
+                    chunk = await reader.readline()
+                    append("wire.log", chunk)
+                    if chunk in (b".\r\n", b""):
+                        break
+                    data += chunk[1:] if chunk.startswith(b".") else chunk
+                COUNTER["n"] += 1
+                record = dict(tx, mail_options=[], rcpt_options=[], tls=False, helo="",
+                              content=base64.b64encode(data).decode())
+                with open(os.path.join(SPOOL, "msg-%d.json" % COUNTER["n"]), "w") as f:
+                    json.dump(record, f)
+                await reply("250 2.0.0 Ok: queued as PEER%d" % COUNTER["n"])
+            elif verb == "QUIT":
+                await reply("221 2.0.0 Bye")
+                break
+            else:
+                await reply("250 2.0.0 Ok")
+        writer.close()
+    server = await asyncio.start_server(session, "127.0.0.1", CONFIG["port"])
+    print("ready", flush=True)
+    async with server:
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
 def main():
+    if CONFIG.get("broken_tls"):
+        asyncio.run(broken_tls())
+        return
     if CONFIG.get("greeting"):
         asyncio.run(refuse_everything(CONFIG["greeting"]))
         return

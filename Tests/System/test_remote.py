@@ -511,3 +511,24 @@ def test_smtputf8_mail_goes_through_or_bounces_with_5_6_7(make_mta, make_peer):
     status, diagnostic, final = bounce_status(mta)
     assert status == "5.6.7" and "SMTPUTF8 is required, but was not offered by host" in diagnostic
     assert unable.messages() == []
+
+
+def test_a_failed_tls_handshake_falls_back_to_plain_text_unless_tls_is_required(make_mta, make_peer):
+    peer = make_peer(broken_tls=True)
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{peer.port}",
+                            "strict.test": f"esmtp:[localhost]:{peer.port}"})
+    send(mta, "sender@client.example.org", ["a@remote.test"], b"Subject: fallback\r\n\r\nx\r\n")
+    [got] = peer.wait_messages(1)
+    assert got["rcpt_tos"] == ["a@remote.test"]
+    mta.wait_log(r"smtp-client\[\d+\]: \w+: Cannot start TLS: handshake with 127\.0\.0\.1\[127\.0\.0\.1\]:%d failed: .*; trying again without TLS" % peer.port)
+    # The same peer under the encrypt level: the mail waits.
+    policy = os.path.join(mta.etc, "tls_policy")
+    with open(policy, "w") as f:
+        f.write(f"[localhost]:{peer.port} encrypt\n")
+    with open(mta.config, "a") as f:
+        f.write(f"smtp_tls_policy_map = {policy}\n")
+    mta.reload()
+    time.sleep(1)
+    send(mta, "sender@client.example.org", ["b@strict.test"], b"Subject: strict\r\n\r\nx\r\n")
+    mta.wait_log(r"to=<b@strict\.test>, relay=none, .*dsn=4\.7\.5, status=deferred \(Cannot start TLS: handshake with localhost\[127\.0\.0\.1\]:%d failed" % peer.port)
+    assert len(peer.messages()) == 1
