@@ -71,14 +71,30 @@ final class CleanupTransaction {
     /// The queue file's recipients with their RFC 3461 NOTIFY and ORCPT: a
     /// recipient's own NOTIFY (SMTP), else the message-wide one (sendmail -N);
     /// a message-wide value that is not a NOTIFY list counts as not given.
+    ///
+    /// A recipient given twice (the same address, the domain compared
+    /// without case, with the same DSN requests) is kept once, as Postfix's
+    /// cleanup does: one delivery, however the client repeated itself.
     static func recipients(of begin: CleanupProtocol.Begin) -> [QueueRecipient] {
         let common = DSNNotify(option: begin.notify) ?? []
-        return begin.recipients.indices.map { index in
+        var seen = Set<String>()
+        var out: [QueueRecipient] = []
+        for index in begin.recipients.indices {
             let own = index < begin.recipientDSN.count ? begin.recipientDSN[index] : RecipientDSN()
             let notify = own.notify.isEmpty ? common : own.notify
-            return QueueRecipient(address: begin.recipients[index], notify: notify.rawValue,
-                                  orcpt: own.originalRecipient?.stored ?? "")
+            let recipient = QueueRecipient(address: begin.recipients[index], notify: notify.rawValue,
+                                           orcpt: own.originalRecipient?.stored ?? "")
+            let address = recipient.address
+            let key: String
+            if let at = address.lastIndex(of: "@") {
+                key = address[..<at] + address[at...].asciiLowercased()
+            } else {
+                key = address
+            }
+            guard seen.insert("\(key)\u{0}\(recipient.notify)\u{0}\(recipient.orcpt)").inserted else { continue }
+            out.append(recipient)
         }
+        return out
     }
 
     /// `From: Full Name <user@host>` for -F, quoted when the name needs it.

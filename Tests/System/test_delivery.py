@@ -145,6 +145,16 @@ def test_smtplib_to_an_alias_reaches_both_users(mta):
     mta.wait_log(rf"to=<hkt-bob@{HOSTNAME}>, orig_to=<team@example.test>, relay=local")
 
 
+def test_a_recipient_given_twice_is_delivered_once(mta):
+    with mta.smtp() as client:
+        client.sendmail("sender@example.org", ["hkt-bob@example.test", "hkt-bob@EXAMPLE.test", "hkt-alice@example.test"],
+                        MESSAGE.replace("\n", "\r\n"))
+    mta.wait_mbox("hkt-alice", 1)
+    mta.wait_queue_empty()
+    assert len(re.findall(rb"^From sender@example\.org ", mta.mbox("hkt-bob"), re.M)) == 1
+    mta.wait_log(r"from=<sender@example\.org>, size=\d+, nrcpt=2 \(queue active\)")
+
+
 def test_nested_alias_with_mixed_case_is_expanded_once_per_user(mta):
     # Crew: team, hkt-carol; team: hkt-alice, hkt-bob. "Crew" is looked up
     # case-insensitively, and hkt-alice named twice gets one copy.
