@@ -110,6 +110,13 @@ def test_queue_list_show_hold_release_delete(mta):
     only = hikyaku(mta, "queue", "list", "--json", "--domain", "other.example").stdout.splitlines()
     assert [json.loads(l)["queue_id"] for l in only] == [second]
     assert hikyaku(mta, "queue", "list", "--json", "--older-than", "1h").stdout == ""
+    assert len(hikyaku(mta, "queue", "list", "--json", "--older-than", "0s").stdout.splitlines()) == 2
+    # A filter it cannot understand is refused, not ignored.
+    for bad, said in (("--older-than=2 hours", "--older-than 2 hours: expected an age"),
+                      ("--older-than=-1h", "--older-than -1h: expected an age"),
+                      ("--state=deferd", "--state deferd: expected one of incoming, active, deferred, hold")):
+        refused = hikyaku(mta, "queue", "list", bad)
+        assert refused.returncode == 64 and said in refused.stderr and refused.stdout == "", refused
     show = hikyaku(mta, "queue", "show", first).stdout
     assert f"queue id: {first}\nstate: deferred\n" in show and "recipient: <x@elsewhere.example> deferred (" in show
     assert "Subject: first" in show
