@@ -88,7 +88,7 @@ enum Submit {
         }
     }
 
-    /// Appends the message to ~/dead.letter (mbox format) and says so.
+    /// Appends the message to ~/dead.letter as an mbox entry and says so.
     static func keep(_ content: [UInt8], io: CommandIO, status: Int32) -> Int32 {
         guard let user = PasswdEntry.lookup(uid: getuid()) else {
             io.error("sendmail: the message was not queued and could not be saved (no home directory)")
@@ -96,16 +96,35 @@ enum Submit {
         }
         let path = user.home + "/dead.letter"
         let date = WallClock.localTime(WallClock.seconds())
-        let entry = Array("From \(user.name)  \(date.asctime)\n".utf8) + content + [10]
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        if fd >= 0, (try? FileIO.writeAll(fd, entry)) != nil {
+        let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        var saved = false
+        if fd >= 0 {
+            // The end of what is there decides whether a separator line needs
+            // an empty line before it.
+            let size = Int((try? FileIO.fstat(fd, path: path))?.st_size ?? 0)
+            let tail = size > 0 ? ((try? FileIO.pread(fd, count: min(2, size), at: size - min(2, size), path: path)) ?? [10, 10]) : []
+            saved = (try? FileIO.writeAll(fd, DeadLetter.entry(user: user.name, date: date, content: content, after: tail))) != nil
             close(fd)
-            io.error("sendmail: the message is saved in \(path)")
-        } else {
-            if fd >= 0 { close(fd) }
-            io.error("sendmail: the message was not queued and could not be saved in \(path)")
         }
+        io.error(saved ? "sendmail: the message is saved in \(path)"
+                       : "sendmail: the message was not queued and could not be saved in \(path)")
         return status
+    }
+}
+
+/// ~/dead.letter is an mbox file: mail programs read it as a mailbox, so every
+/// saved message must be a whole entry that cannot be confused with two.
+enum DeadLetter {
+    /// The entry to append to a file whose last bytes are `tail` (empty for an
+    /// empty file): an empty line first if the file does not already end in
+    /// one, then the `From USER  DATE` line, the message with `From ` lines
+    /// quoted as `>From `, and an empty line.
+    static func entry(user: String, date: BrokenDownTime, content: [UInt8], after tail: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        if !tail.isEmpty {
+            if tail.last != 10 { out += [10, 10] } else if tail.count < 2 || tail[tail.count - 2] != 10 { out.append(10) }
+        }
+        return out + MboxEntry.make(envelopeSender: user, date: date, content: content)
     }
 }
 

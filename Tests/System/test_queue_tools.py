@@ -1,6 +1,7 @@
 """mailq, sendmail -bs, the sendmail command's failures (nothing lost), and
 hikyaku queue."""
 import json
+import mailbox
 import os
 import pwd
 import re
@@ -89,13 +90,19 @@ def test_failures_keep_the_message(mta, tmp_path):
     broken = os.path.join(mta.root, "broken.conf")
     with open(broken, "w") as f:
         f.write(open(mta.config).read().replace(mta.spool, "/nonexistent/spool"))
-    out = as_user("hkt-dave", [sendmail, "hkt-alice"], b"Subject: four\n\nunqueued\n", env={"HIKYAKU_CONFIG": str(broken)})
+    out = as_user("hkt-dave", [sendmail, "hkt-alice"], b"Subject: four\n\nunqueued\nFrom the start of a line\nlast",
+                  env={"HIKYAKU_CONFIG": str(broken)})
     assert out.returncode == 75, out.stderr
     assert f"the message is saved in {dead}".encode() in out.stderr
     saved = open(dead).read()
     for text in ("injected", "nobody", "no headers", "unqueued"):
         assert text in saved
     assert saved.startswith("From hkt-dave  ")
+    # dead.letter is an mbox: one entry per message, a body "From " quoted.
+    entries = [m.get_payload() for m in mailbox.mbox(dead)]
+    assert [e.strip() for e in entries] == ["injected", "nobody", "no headers",
+                                            "unqueued\n>From the start of a line\nlast"], entries
+    assert saved.endswith("\nlast\n\n")
 
 
 def test_queue_list_show_hold_release_delete(mta):
