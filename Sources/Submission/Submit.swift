@@ -34,7 +34,9 @@ enum Submit {
                 return keep(content, io: io, status: SendmailCommand.exUsage)
             }
         }
-        recipients = recipients.map { SendmailAddressList.addrSpec($0) }.filter { !$0.isEmpty }
+        recipients = SendmailAddressList.removingDuplicates(
+            recipients.map { SendmailAddressList.addrSpec($0) }.filter { !$0.isEmpty },
+            origin: configuration.string("myorigin"))
         guard !recipients.isEmpty else {
             io.error("sendmail: Recipient names must be specified")
             return keep(content, io: io, status: SendmailCommand.exUsage)
