@@ -42,6 +42,47 @@ struct AliasFileTests {
     }
 }
 
+@Suite("aliases.db values")
+struct AliasDatabaseValueTests {
+    @Test("what newaliases stores reads back as the same targets, an escaped quote included")
+    func roundTrip() {
+        let file = AliasFile(text: """
+        esc: "a\\"b", jun
+        prog: "|/usr/bin/vacation -a \\"x y\\" jun",
+        \t/var/mail/archive, "odd, name"
+        staff: jun,
+          takagi
+
+        """)
+        #expect(file.problems.isEmpty)
+        #expect(file.lookup("esc") == ["a\\\"b", "jun"])
+        let database = AliasFile(databaseEntries: file.values.map { (key: $0.key, value: $0.value) })
+        #expect(database.problems.isEmpty)
+        #expect(database.entries == file.entries)
+        #expect(file.values["esc"] == "\"a\\\"b\", jun")
+    }
+
+    @Test("a value as sendmail's newaliases stores it: the right-hand side, continuation lines joined as read")
+    func sendmailValue() {
+        let database = AliasFile(databaseEntries: [(key: "staff", value: "jun,\ttakagi,  iida"),
+                                                   (key: "esc", value: "\"a\\\"b\""), (key: "@", value: "@")])
+        #expect(database.lookup("staff") == ["jun", "takagi", "iida"])
+        #expect(database.lookup("esc") == ["a\\\"b"])
+    }
+
+    @Test("an entry that does not parse is reported by name, and the others still count")
+    func unparseable() {
+        let database = AliasFile(databaseEntries: [(key: "broken", value: "\"a\\\\\"b\""), (key: "empty", value: " , "),
+                                                   (key: "ok", value: "root")])
+        #expect(database.lookup("ok") == ["root"])
+        #expect(database.lookup("broken") == nil)
+        #expect(database.problems.map(\.description) == [
+            "alias 'broken': its value in the database does not parse (unbalanced quote); alias ignored",
+            "alias 'empty' has no targets in the database; alias ignored",
+        ])
+    }
+}
+
 @Suite("Recipient decisions")
 struct RecipientDecisionsTests {
     let decisions = RecipientDecisions(
