@@ -27,7 +27,7 @@ import SendmailRules
 public enum SendmailCommand {
     // sysexits(3)
     static let exOK: Int32 = 0, exUsage: Int32 = 64, exDataErr: Int32 = 65, exNoUser: Int32 = 67
-    static let exUnavailable: Int32 = 69, exSoftware: Int32 = 70, exCantCreate: Int32 = 73, exIOErr: Int32 = 74
+    static let exUnavailable: Int32 = 69, exSoftware: Int32 = 70, exOSErr: Int32 = 71, exCantCreate: Int32 = 73, exIOErr: Int32 = 74
     static let exTempFail: Int32 = 75, exConfig: Int32 = 78
 
     /// Runs the command; returns the exit status.

@@ -45,6 +45,18 @@ enum Submit {
             io.error("sendmail: \(bad): bad recipient address syntax")
             return keep(content, io: io, status: SendmailCommand.exUsage)
         }
+        // What cleanup would refuse after we had said yes: say no now.
+        if let refusal = SubmissionLimits(sizeLimit: configuration.size("message_size_limit")).check(content) {
+            io.error("sendmail: \(refusal)")
+            return keep(content, io: io, status: SendmailCommand.exDataErr)
+        }
+        // Postfix's rule: a uid the passwd database does not know has no
+        // address to send from (nor to be told of a failure at), so it must
+        // name one with -f.
+        if options.sender == nil && PasswdEntry.lookup(uid: getuid()) == nil {
+            io.error("sendmail: no login name found for user ID \(getuid()); give a sender address with -f")
+            return keep(content, io: io, status: SendmailCommand.exOSErr)
+        }
         let file = MaildropFile(requestedSender: options.sender, recipients: recipients,
                                 removeBcc: options.extractRecipients, fullName: options.fullName,
                                 bodyType: options.bodyType, notify: options.notify, ret: options.ret,
@@ -52,14 +64,27 @@ enum Submit {
         switch drop(file, configuration: configuration, configPath: configPath) {
         case .success:
             return SendmailCommand.exOK
-        case .failure(let reason):
-            io.error("sendmail: cannot queue the message: \(reason)")
-            return keep(content, io: io, status: SendmailCommand.exTempFail)
+        case .failure(let failure):
+            io.error("sendmail: cannot queue the message: \(failure)")
+            return keep(content, io: io, status: failure.exitStatus)
         }
     }
 
     struct DropFailure: Error, CustomStringConvertible {
         let description: String
+        /// The helper's exit status, when it ran and refused.
+        var helperStatus: Int32? = nil
+
+        /// sendmail's own: the helper refused the message (65), or the
+        /// configuration it was given (64: a setup problem, EX_CONFIG);
+        /// anything else may pass (EX_TEMPFAIL).
+        var exitStatus: Int32 {
+            switch helperStatus {
+            case MaildropWriter.exDataErr: return SendmailCommand.exDataErr
+            case MaildropWriter.exUsage: return SendmailCommand.exConfig
+            default: return SendmailCommand.exTempFail
+            }
+        }
     }
 
     /// Runs the setgid helper with the maildrop file on its standard input.
@@ -80,11 +105,14 @@ enum Submit {
                 fdMap: [(try ProcessSpawner.moveAbove(dup(input)), 0), (try ProcessSpawner.moveAbove(dup(errors)), 2)])
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            if ProcessSpawner.Termination(status: status) == .exited(0) { return .success(()) }
+            let termination = ProcessSpawner.Termination(status: status)
+            if termination == .exited(0) { return .success(()) }
             _ = lseek(errors, 0, SEEK_SET)
             let said = (try? FileIO.readAll(errors, limit: 4096)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-            return .failure(DropFailure(description: said.isEmpty ? "\(helper) \(ProcessSpawner.Termination(status: status))"
-                                                                  : said.trimmingSpaces()))
+            var exitCode: Int32? = nil
+            if case .exited(let code) = termination { exitCode = code }
+            return .failure(DropFailure(description: said.isEmpty ? "\(helper) \(termination)" : said.trimmingSpaces(),
+                                        helperStatus: exitCode))
         } catch {
             return .failure(DropFailure(description: "\(error)"))
         }

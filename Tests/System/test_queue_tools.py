@@ -5,6 +5,7 @@ import mailbox
 import os
 import pwd
 import re
+import shutil
 import subprocess
 import time
 
@@ -169,3 +170,108 @@ def test_flush_and_the_queue_while_the_master_is_stopped(mta):
     assert "not running" in flushed.stdout
     assert hikyaku(mta, "queue", "hold", "ALL").returncode == 0
     assert mta.queue_files("hold") == [queue_id]
+
+
+def maildrop_file(recipients, content, sender=None):
+    """A maildrop file as the sendmail command makes it (docs/INTERNALS.md 7.7)."""
+    def attribute(key, value):
+        return key.to_bytes(2, "big") + len(value).to_bytes(4, "big") + value
+    body = bytes([1]) + (0x0502).to_bytes(2, "big")
+    if sender is not None:
+        body += attribute(2, sender.encode())
+    for r in recipients:
+        body += attribute(3, r.encode())
+    body += attribute(27, b"\0")
+    return b"HKD\x01" + len(body).to_bytes(4, "big") + body + content
+
+
+def fresh_dead_letter(user):
+    dead = os.path.join(pwd.getpwnam(user).pw_dir, "dead.letter")
+    if os.path.exists(dead):
+        os.unlink(dead)
+    return dead
+
+
+def test_too_big_or_too_many_hops_is_refused_up_front(make_mta):
+    mta = make_mta(config_extra="message_size_limit = 2000")
+    sendmail = os.path.join(BIN, "sendmail")
+    env = {"HIKYAKU_CONFIG": mta.config}
+    dead = fresh_dead_letter("hkt-dave")
+    big = b"Subject: big\n\n" + b"x" * 2100 + b"\n"
+    out = as_user("hkt-dave", [sendmail, "-i", "hkt-alice"], big, env=env)
+    assert out.returncode == 65, out.stderr
+    assert out.stderr.decode() == ("sendmail: message file too big: 2115 bytes, more than message_size_limit (2000 bytes)\n"
+                                   f"sendmail: the message is saved in {dead}\n")
+    hops = b"Received: x\n" * 100 + b"Subject: loop\n\nround and round\n"
+    out = as_user("hkt-dave", [sendmail, "-i", "hkt-alice"], hops, env=env)
+    assert out.returncode == 65 and b"sendmail: too many hops: 100 Received: header fields" in out.stderr, out.stderr
+    # 99 is still fine: pickup's own makes 100.
+    ok = as_user("hkt-dave", [sendmail, "-i", "hkt-alice"], hops[len(b"Received: x\n"):], env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert b"round and round" in mta.wait_mbox("hkt-alice", 1)
+    assert [m.get_payload() for m in mailbox.mbox(dead)] == ["x" * 2100 + "\n", "round and round\n"]
+    # The helper does not take the caller's word for it.
+    helper = os.path.join(BIN, "hikyaku-drop")
+    out = as_user("hkt-dave", [helper, "-c", mta.config], maildrop_file(["hkt-alice"], big))
+    assert out.returncode == 65 and out.stderr == b"hikyaku-drop: message file too big: 2115 bytes, more than message_size_limit (2000 bytes)\n"
+    out = as_user("hkt-dave", [helper, "-c", mta.config], maildrop_file(["hkt-alice"], hops))
+    assert out.returncode == 65 and out.stderr.startswith(b"hikyaku-drop: too many hops: 100 Received:"), out.stderr
+    # Input beyond the limit plus the largest envelope is not even read whole.
+    out = as_user("hkt-dave", [helper, "-c", mta.config], maildrop_file(["hkt-alice"], b"y" * (2000 + (1 << 20) + 100000)))
+    assert out.returncode == 65
+    assert out.stderr == b"hikyaku-drop: message file too big: the input is larger than message_size_limit (2000 bytes) and the envelope\n"
+    assert os.listdir(os.path.join(mta.spool, "maildrop")) == []
+
+
+def test_a_configuration_the_helper_may_not_trust_is_refused_or_used_without_its_group(mta):
+    sendmail = os.path.join(BIN, "sendmail")
+    dead = fresh_dead_letter("hkt-alice")
+    same = open(mta.config).read()
+    # Someone else's configuration: refused, and said so; nothing "default".
+    bobs = os.path.join(mta.root, "bob.conf")
+    with open(bobs, "w") as f:
+        f.write(same)
+    shutil.chown(bobs, "hkt-bob")
+    out = as_user("hkt-alice", [sendmail, "-i", "hkt-bob"], b"Subject: a\n\nvia bob's\n", env={"HIKYAKU_CONFIG": bobs})
+    assert out.returncode == 78, out.stderr
+    assert (f"sendmail: cannot queue the message: hikyaku-drop: {bobs}: configuration refused: it belongs to neither "
+            "root nor the caller").encode() in out.stderr
+    assert b"using the default" not in out.stderr and f"saved in {dead}".encode() in out.stderr
+    # root's, but others may write it: refused too.
+    loose = os.path.join(mta.root, "loose.conf")
+    with open(loose, "w") as f:
+        f.write(same)
+    os.chmod(loose, 0o666)
+    out = as_user("hkt-alice", [sendmail, "-i", "hkt-bob"], b"Subject: b\n\nloose\n", env={"HIKYAKU_CONFIG": loose})
+    assert out.returncode == 78 and b"configuration refused: its group or others may write it" in out.stderr, out.stderr
+    # The caller's own: used, but only after the helper gave up its group,
+    # so this system's maildrop/ (1730, group hikyaku-drop) stays shut.
+    alices = os.path.join(mta.root, "alice.conf")
+    with open(alices, "w") as f:
+        f.write(same)
+    shutil.chown(alices, "hkt-alice")
+    out = as_user("hkt-alice", [sendmail, "-i", "hkt-bob"], b"Subject: c\n\nown\n", env={"HIKYAKU_CONFIG": alices})
+    assert out.returncode == 75, out.stderr
+    assert f"hikyaku-drop: cannot write to {mta.spool}/maildrop: open {mta.spool}/maildrop/.".encode() in out.stderr
+    assert b"Permission denied" in out.stderr
+    assert [m["Subject"] for m in mailbox.mbox(dead)] == ["a", "b", "c"]
+    # root's own, writable by root only: used with the group, as before.
+    out = as_user("hkt-alice", [sendmail, "-i", "hkt-bob"], b"Subject: d\n\nroot's\n", env={"HIKYAKU_CONFIG": mta.config})
+    assert out.returncode == 0, out.stderr
+    assert b"Subject: d" in mta.wait_mbox("hkt-bob", 1)
+
+
+def test_a_uid_without_a_passwd_entry_must_name_a_sender(mta):
+    sendmail = os.path.join(BIN, "sendmail")
+    env = {"PATH": "/usr/bin:/bin", "HIKYAKU_CONFIG": mta.config}
+    nobody_known = ["setpriv", "--reuid=54321", "--regid=54321", "--clear-groups", "--"]
+    out = subprocess.run(nobody_known + [sendmail, "-i", "hkt-carol"], input=b"Subject: who\n\n?\n", env=env,
+                         capture_output=True, timeout=60)
+    assert out.returncode == 71, out.stderr
+    assert out.stderr.startswith(b"sendmail: no login name found for user ID 54321; give a sender address with -f\n")
+    out = subprocess.run(nobody_known + [sendmail, "-i", "-f", "batch@example.org", "hkt-carol"],
+                         input=b"Subject: batch\n\nfrom a container\n", env=env, capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    data = mta.wait_mbox("hkt-carol", 1)
+    assert b"Return-Path: <batch@example.org>" in data and b"from userid 54321" in data
+    assert f"X-Authentication-Warning: {HOSTNAME}: #54321 set sender to batch@example.org using -f".encode() in data
