@@ -24,11 +24,14 @@ public struct MaildropFile: Equatable, Sendable {
     public var envid: String?
     /// sendmail options accepted without effect, for the debug log.
     public var ignoredOptions: [String]
+    /// `SMTP` or `ESMTP` for a message from a `sendmail -bs` session (its
+    /// MAIL FROM is the requested sender); nil for one from standard input.
+    public var smtpProtocol: String?
     public var content: [UInt8]
 
     public init(requestedSender: String?, recipients: [String], removeBcc: Bool = false, fullName: String? = nil,
                 bodyType: String? = nil, notify: String? = nil, ret: String? = nil, envid: String? = nil,
-                ignoredOptions: [String] = [], content: [UInt8]) {
+                ignoredOptions: [String] = [], smtpProtocol: String? = nil, content: [UInt8]) {
         self.requestedSender = requestedSender
         self.recipients = recipients
         self.removeBcc = removeBcc
@@ -38,6 +41,7 @@ public struct MaildropFile: Equatable, Sendable {
         self.ret = ret
         self.envid = envid
         self.ignoredOptions = ignoredOptions
+        self.smtpProtocol = smtpProtocol
         self.content = content
     }
 
@@ -52,6 +56,7 @@ public struct MaildropFile: Equatable, Sendable {
         if let ret { frame.add(.statusWord, ret) }
         if let envid { frame.add(.messageID, envid) }
         for option in ignoredOptions { frame.add(.option, option) }
+        if let smtpProtocol { frame.add(.protocolName, smtpProtocol) }
         return Self.magic + frame.encoded() + content
     }
 
@@ -80,6 +85,7 @@ public struct MaildropFile: Equatable, Sendable {
         ret = frame.string(.statusWord)
         envid = frame.string(.messageID)
         ignoredOptions = frame.strings(.option)
+        smtpProtocol = frame.string(.protocolName)
         content = Array(bytes[(4 + used)...])
     }
 }
