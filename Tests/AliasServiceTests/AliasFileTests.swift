@@ -120,4 +120,28 @@ struct RecipientDecisionsTests {
             "<ghost@example.jp>... User unknown")))
         #expect(verdict("192.0.2.1", "team@example.jp") == .accept)
     }
+
+    @Test("sendmail -bs for a user other than root: this host as the client, but only the recipient's domain allows relaying")
+    func clientMayNotRelay() {
+        var local = decisions
+        local.tables.virtualDomains = ["virt.example"]
+        local.tables.relayDomains = ["partner.example"]
+        func verdict(_ recipient: String, mayRelay: Bool) -> AliasProtocol.RecipientVerdict {
+            var d = local
+            d.clientMayRelay = mayRelay
+            return d.check(AliasProtocol.RecipientCheck(clientAddress: "", clientName: "localhost", clientResolve: "OK",
+                                                        sender: "jun@example.jp", recipient: recipient)).0
+        }
+        let denied = { (address: String) in
+            AliasProtocol.RecipientVerdict.reject(SMTPReply(550, EnhancedStatusCode(5, 7, 1), "<\(address)>... Relaying denied"))
+        }
+        #expect(verdict("x@example.org", mayRelay: true) == .accept)
+        #expect(verdict("x@example.org", mayRelay: false) == denied("x@example.org"))
+        #expect(verdict("x%example.org@example.jp", mayRelay: false) == denied("x%example.org@example.jp"))
+        #expect(verdict("team@example.jp", mayRelay: false) == .accept)
+        #expect(verdict("anyone@virt.example", mayRelay: false) == .accept)
+        #expect(verdict("a@mx.partner.example", mayRelay: false) == .accept)
+        #expect(verdict("ghost@example.jp", mayRelay: false) == .reject(SMTPReply(550, EnhancedStatusCode(5, 1, 1),
+            "<ghost@example.jp>... User unknown")))
+    }
 }

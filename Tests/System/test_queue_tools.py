@@ -5,6 +5,7 @@ import mailbox
 import os
 import pwd
 import re
+import select
 import shutil
 import subprocess
 import time
@@ -275,3 +276,78 @@ def test_a_uid_without_a_passwd_entry_must_name_a_sender(mta):
     data = mta.wait_mbox("hkt-carol", 1)
     assert b"Return-Path: <batch@example.org>" in data and b"from userid 54321" in data
     assert f"X-Authentication-Warning: {HOSTNAME}: #54321 set sender to batch@example.org using -f".encode() in data
+
+
+def bs_session(mta, user, commands, timeout=60):
+    """A whole `sendmail -bs` session: every command written at once, the replies read to the end."""
+    sendmail = os.path.join(BIN, "sendmail")
+    stdin = "".join(c if c.endswith("\n") else c + "\r\n" for c in commands).encode() if isinstance(commands, list) else commands
+    out = as_user(user, [sendmail, "-bs"], stdin, env={"HIKYAKU_CONFIG": mta.config}) if user != "root" else \
+        subprocess.run([sendmail, "-bs"], input=stdin, capture_output=True, timeout=timeout,
+                       env={"PATH": "/usr/bin:/bin", "HIKYAKU_CONFIG": mta.config})
+    # One line per reply: the last line of each multi-line reply.
+    return "\n".join(l for l in out.stdout.decode().splitlines() if not re.match(r"^\d{3}-", l)), out
+
+
+def test_sendmail_bs_decides_like_smtpd(make_mta):
+    mta = make_mta(start=False)
+    with open(os.path.join(mta.etc, "virtusertable"), "w") as f:
+        f.write("@virt.example hkt-carol\n")
+    with open(os.path.join(mta.etc, "access"), "w") as f:
+        f.write("From:spammer@example.org REJECT\n")
+    mta.write_config(f"virtuser_domains = virt.example\nvirtusertable_map = {mta.etc}/virtusertable\n"
+                     f"access_map = {mta.etc}/access\nsmtpd_forbid_bare_newline = normalize\n")
+    mta.start()
+    replies, out = bs_session(mta, "hkt-bob", [
+        "EHLO localhost", "MAIL FROM:<someone@else.example>",
+        "RCPT TO:<anyone@virt.example>", "RCPT TO:<nosuch@example.test>", "RCPT TO:<x@elsewhere.example>",
+        "RCPT TO:<hkt-alice@example.test>", "RCPT TO:<HKT-alice@EXAMPLE.test>", "DATA",
+        "Subject: bs\nbare line feeds are normalized\r\n.", "MAIL FROM:<spammer@example.org>",
+        "RCPT TO:<hkt-alice@example.test>", "QUIT"])
+    lines = replies.splitlines()
+    assert out.returncode == 0, replies + out.stderr.decode()
+    assert "250 2.1.5 Ok" == lines[3], lines                          # a virtuser domain
+    assert "550 5.1.1 <nosuch@example.test>... User unknown" == lines[4], lines
+    assert "550 5.7.1 <x@elsewhere.example>... Relaying denied" == lines[5], lines
+    assert lines[8].startswith("354") and lines[9] == "250 2.0.0 Ok: queued", lines
+    assert "550 5.7.1 <hkt-alice@example.test>... Access denied" == lines[11], lines   # delay_checks: at RCPT
+    data = mta.wait_mbox("hkt-carol", 1)
+    assert b"bare line feeds are normalized" in data
+    assert f"X-Authentication-Warning: {HOSTNAME}: hkt-bob owned process doing -bs".encode() in data
+    alice = mta.wait_mbox("hkt-alice", 1)
+    assert len(re.findall(rb"^From ", alice, re.M)) == 1       # the same recipient twice: one copy
+    # root may relay, as before; the bare LF is refused under the default.
+    replies, _ = bs_session(mta, "root", ["HELO localhost", "MAIL FROM:<root@example.test>", "RCPT TO:<x@elsewhere.example>", "QUIT"])
+    assert "250 2.1.5 Ok" in replies.splitlines()[3], replies
+    mta.stop()
+    mta.write_config("")
+    mta.start()
+    replies, _ = bs_session(mta, "hkt-bob", ["HELO localhost", "MAIL FROM:<hkt-bob@example.test>",
+                                             "RCPT TO:<hkt-alice@example.test>", "DATA", "Subject: x\nbare\r\n."])
+    assert "550 5.5.2 Error: bare <LF> received" in replies, replies
+
+
+def test_sendmail_bs_times_out_like_smtpd(make_mta):
+    mta = make_mta(config_extra="smtpd_timeout = 2s")
+    entry = pwd.getpwnam("hkt-bob")
+    started = time.time()
+    process = subprocess.Popen(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", "--",
+                                os.path.join(BIN, "sendmail"), "-bs"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               env={"PATH": "/usr/bin:/bin", "HIKYAKU_CONFIG": mta.config})
+    output = b""
+    try:
+        process.stdin.write(b"EHLO localhost\r\n")
+        process.stdin.flush()
+        # Read until -bs gives up and closes its output, for 10 s at most.
+        while time.time() - started < 10:
+            ready, _, _ = select.select([process.stdout], [], [], 0.5)
+            if ready:
+                chunk = os.read(process.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                output += chunk
+        assert process.wait(5) == 0
+    finally:
+        process.kill()
+    assert time.time() - started < 10, output
+    assert output.decode().splitlines()[-1] == f"421 4.4.2 {HOSTNAME} Error: timeout exceeded", output
