@@ -165,17 +165,45 @@ struct Check: ParsableCommand {
             where access(directory + "/" + program, X_OK) != 0 {
             problems.append("\(directory)/\(program) is missing or not executable")
         }
+        let groupName = config.string("setgid_group")
+        let dropGroup = GroupEntry.gid(named: groupName)
+        // As root the check describes a system installation, with privilege
+        // separation; an ordinary user's `make run` has none of this.
+        if Privilege.isRoot {
+            if dropGroup == nil {
+                problems.append("setgid_group \(groupName): no such group (Packaging/create-users.sh creates it)")
+            }
+            // The helper is the one set-gid program: root's, group
+            // setgid_group, 2755, and writable by nobody but root.
+            let helper = directory + "/hikyaku-drop"
+            if let st = FileIO.stat(helper), let dropGroup,
+               st.st_uid != 0 || st.st_gid != dropGroup || st.st_mode & 0o7777 != 0o2755 {
+                problems.append("\(helper) should be owned by root, group \(groupName), with mode 2755 (setgid); it is "
+                                + Self.describe(st) + ": the sendmail command cannot queue mail")
+            }
+        }
         let spool = SpoolLayout(root: config.string("queue_directory"))
         if FileIO.stat(spool.root) != nil, let entry {
-            for queue in SpoolLayout.Queue.allCases {
-                guard let st = FileIO.stat(spool.directory(queue)) else {
-                    problems.append("\(spool.directory(queue)) is missing (the master creates it)")
+            // SpoolPreparer's layout: the queue directories, defer/ and
+            // private/ the mail owner's alone; maildrop/ and public/ with the
+            // helper's group (1730: write but not list; 0711: reach the
+            // pickup socket by name).
+            var wanted: [(path: String, mode: mode_t, group: gid_t?)] = SpoolLayout.Queue.allCases.map {
+                (spool.directory($0), $0 == .maildrop ? 0o1730 : 0o700, $0 == .maildrop ? dropGroup : nil)
+            }
+            wanted.append((spool.deferDirectory, 0o700, nil))
+            wanted.append((spool.privateDirectory, 0o700, nil))
+            wanted.append((spool.publicDirectory, 0o711, dropGroup))
+            for (path, mode, group) in wanted {
+                guard let st = FileIO.stat(path) else {
+                    problems.append("\(path) is missing (the master creates it)")
                     continue
                 }
-                // maildrop/ is the setgid helper's way in: 1730, as Postfix's.
-                let wanted: mode_t = queue == .maildrop ? 0o1730 : 0o700
-                if Privilege.isRoot && (st.st_uid != entry.uid || st.st_mode & 0o7777 != wanted) {
-                    problems.append("\(spool.directory(queue)) should be owned by \(owner) with mode \(String(wanted, radix: 8))")
+                guard Privilege.isRoot else { continue }
+                if st.st_uid != entry.uid || st.st_mode & 0o7777 != mode || (group != nil && st.st_gid != group!) {
+                    let groupText = group != nil ? ", group \(groupName)," : ""
+                    problems.append("\(path) should be owned by \(owner)\(groupText) with mode \(String(mode, radix: 8)); it is "
+                                    + Self.describe(st))
                 }
             }
             let corrupt = (try? FileIO.listDirectory(spool.directory(.corrupt)).count) ?? 0
@@ -187,6 +215,13 @@ struct Check: ParsableCommand {
         for problem in problems { print("hikyaku: warning: \(problem)") }
         if !problems.isEmpty { throw ExitCode(1) }
         print("hikyaku: configuration \(config.path) and spool \(spool.root) are in order")
+    }
+
+    /// `owner OWNER, group GROUP, mode MODE`, by name where there is one.
+    static func describe(_ st: stat) -> String {
+        let user = PasswdEntry.lookup(uid: st.st_uid)?.name ?? String(st.st_uid)
+        let group = GroupEntry.name(of: st.st_gid) ?? String(st.st_gid)
+        return "owner \(user), group \(group), mode \(String(st.st_mode & 0o7777, radix: 8))"
     }
 }
 

@@ -30,6 +30,20 @@ struct QueueCommand: ParsableCommand {
         @Option(help: "Only mail in this state: incoming, active, deferred or hold.")
         var state: String?
 
+        /// The states a message can be listed in.
+        static let states = ["incoming", "active", "deferred", "hold"]
+
+        /// A filter that cannot match as meant is an error, not a filter
+        /// that matches everything (or nothing).
+        func validate() throws {
+            if let olderThan, Configuration.parseTime(olderThan) == nil {
+                throw ValidationError("--older-than \(olderThan): expected an age like 300s, 5m, 1h, 2d or 1w, or a number of seconds")
+            }
+            if let state, !Self.states.contains(state) {
+                throw ValidationError("--state \(state): expected one of \(Self.states.joined(separator: ", "))")
+            }
+        }
+
         func matches(_ entry: QueueEntry, now: Int) -> Bool {
             if let sender, !entry.sender.lowercased().contains(sender.lowercased()) { return false }
             let pending = entry.recipients.filter { !$0.status.isDone }
@@ -38,17 +52,10 @@ struct QueueCommand: ParsableCommand {
                 let d = domain.lowercased()
                 if !entry.pendingDomains.contains(where: { $0 == d || $0.hasSuffix("." + d) }) { return false }
             }
-            if let olderThan, let seconds = QueueCommand.duration(olderThan), now - entry.arrival < seconds { return false }
+            if let olderThan, let seconds = Configuration.parseTime(olderThan), now - entry.arrival < seconds { return false }
             if let state, entry.state != state { return false }
             return true
         }
-    }
-
-    static func duration(_ text: String) -> Int? {
-        guard let last = text.last else { return nil }
-        let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800]
-        if let unit = units[last], let n = Int(text.dropLast()) { return n * unit }
-        return Int(text)
     }
 
     static func spool(_ options: ConfigOption) throws -> SpoolLayout {

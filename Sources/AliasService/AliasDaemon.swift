@@ -91,6 +91,7 @@ public final class AliasDaemon: @unchecked Sendable {
         let table = MapLoader.load(name: "aliases", sourcePath: path) { _ in } ?? MapTable(name: "aliases", path: path)
         if table.path.hasSuffix(".db") {
             let file = AliasFile(databaseEntries: table.entries.map { ($0.key, $0.value.value) })
+            for problem in file.problems { logger.warning("\(table.path): \(problem)") }
             logger.info("\(table.path): \(file.entries.count) aliases loaded")
             return file
         }

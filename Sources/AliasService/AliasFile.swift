@@ -16,10 +16,16 @@ public struct AliasFile: Sendable, Equatable {
         public var line: Int
         public var reason: String
         public var isWarning = false
-        public var description: String { "line \(line): \(reason)" }
+        /// `line N: reason`, or the reason alone for an aliases.db entry,
+        /// which has no line.
+        public var description: String { line > 0 ? "line \(line): \(reason)" : reason }
     }
 
     public private(set) var entries: [String: [String]] = [:]
+    /// The right-hand side of each alias as written, continuation lines
+    /// joined: what newaliases stores in aliases.db, as sendmail's does, so
+    /// that the database splits into exactly the targets the text gives.
+    public private(set) var values: [String: String] = [:]
     /// The line each alias was defined on (0 for aliases.db entries).
     public private(set) var lines: [String: Int] = [:]
     public private(set) var problems: [Problem] = []
@@ -27,12 +33,24 @@ public struct AliasFile: Sendable, Equatable {
     public init() {}
 
     /// Aliases read from a compiled aliases.db: each value is the
-    /// right-hand side as written, split the same way as the text file.
+    /// right-hand side as written (sendmail's newaliases stores it so, and
+    /// so does ours), split the same way as the text file. An entry that does
+    /// not split is left out and reported, naming the alias.
     public init(databaseEntries: [(key: String, value: String)]) {
-        for (key, value) in databaseEntries where key != "@" {
-            if let targets = try? Self.splitTargets(Substring(value)), !targets.isEmpty {
-                entries[key.asciiLowercased()] = targets
+        for (key, value) in databaseEntries.sorted(by: { $0.key < $1.key }) where key != "@" {
+            let targets: [String]
+            do {
+                targets = try Self.splitTargets(Substring(value))
+            } catch {
+                problems.append(Problem(line: 0, reason: "alias '\(key)': its value in the database does not parse (\(error.text)); alias ignored"))
+                continue
             }
+            guard !targets.isEmpty else {
+                problems.append(Problem(line: 0, reason: "alias '\(key)' has no targets in the database; alias ignored"))
+                continue
+            }
+            entries[key.asciiLowercased()] = targets
+            values[key.asciiLowercased()] = value
         }
     }
 
@@ -74,9 +92,10 @@ public struct AliasFile: Sendable, Equatable {
                 problems.append(Problem(line: number, reason: "alias name '\(key)' contains white space"))
                 continue
             }
+            let value = text[text.index(after: colon)...]
             let targets: [String]
             do {
-                targets = try Self.splitTargets(text[text.index(after: colon)...])
+                targets = try Self.splitTargets(value)
             } catch let reason {
                 problems.append(Problem(line: number, reason: reason.text))
                 continue
@@ -90,6 +109,7 @@ public struct AliasFile: Sendable, Equatable {
                 problems.append(Problem(line: number, reason: "alias '\(key)' defined twice; the later entry is used", isWarning: true))
             }
             entries[lowered] = targets
+            values[lowered] = value.trimming()
             lines[lowered] = number
         }
     }

@@ -8,18 +8,22 @@ public struct RecipientDecisions: Sendable {
     public var tables: RoutingTables
     public var aliases: AliasFile
     public var delayChecks: Bool
+    /// false: the client cannot make relaying allowed (AccessPolicy);
+    /// `sendmail -bs` for a user other than root.
+    public var clientMayRelay: Bool
     public var userExists: @Sendable (String) -> Bool
 
-    public init(tables: RoutingTables, aliases: AliasFile, delayChecks: Bool = true,
+    public init(tables: RoutingTables, aliases: AliasFile, delayChecks: Bool = true, clientMayRelay: Bool = true,
                 userExists: @escaping @Sendable (String) -> Bool) {
         self.tables = tables
         self.aliases = aliases
         self.delayChecks = delayChecks
+        self.clientMayRelay = clientMayRelay
         self.userExists = userExists
     }
 
     public var router: Router { Router(tables: tables) }
-    public var policy: AccessPolicy { AccessPolicy(tables: tables, delayChecks: delayChecks) }
+    public var policy: AccessPolicy { AccessPolicy(tables: tables, delayChecks: delayChecks, clientMayRelay: clientMayRelay) }
 
     /// One level of an alias; `postmaster` is root when nothing else names it
     /// (RFC 5321 requires a postmaster).

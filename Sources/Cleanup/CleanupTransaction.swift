@@ -72,9 +72,9 @@ final class CleanupTransaction {
     /// recipient's own NOTIFY (SMTP), else the message-wide one (sendmail -N);
     /// a message-wide value that is not a NOTIFY list counts as not given.
     ///
-    /// A recipient given twice (the same address, the domain compared
-    /// without case, with the same DSN requests) is kept once, as Postfix's
-    /// cleanup does: one delivery, however the client repeated itself.
+    /// A recipient given twice (the same address, compared without ASCII
+    /// case, with the same DSN requests) is kept once, as Postfix's cleanup
+    /// does: one delivery, however the client repeated itself.
     static func recipients(of begin: CleanupProtocol.Begin) -> [QueueRecipient] {
         let common = DSNNotify(option: begin.notify) ?? []
         var seen = Set<String>()
@@ -84,13 +84,9 @@ final class CleanupTransaction {
             let notify = own.notify.isEmpty ? common : own.notify
             let recipient = QueueRecipient(address: begin.recipients[index], notify: notify.rawValue,
                                            orcpt: own.originalRecipient?.stored ?? "")
-            let address = recipient.address
-            let key: String
-            if let at = address.lastIndex(of: "@") {
-                key = address[..<at] + address[at...].asciiLowercased()
-            } else {
-                key = address
-            }
+            // Case is folded in the local part too, as Postfix's duplicate
+            // filter does: no local part differs by case alone on one host.
+            let key = recipient.address.asciiLowercased()
             guard seen.insert("\(key)\u{0}\(recipient.notify)\u{0}\(recipient.orcpt)").inserted else { continue }
             out.append(recipient)
         }

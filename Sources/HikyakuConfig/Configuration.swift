@@ -167,15 +167,18 @@ public struct Configuration: Sendable {
         }
     }
 
-    static func parseTime(_ value: String) -> Int? {
+    /// A time in seconds: a whole number with an optional unit, `s`, `m`,
+    /// `h`, `d` or `w` (`300s`, `5m`, `2d`). Nil for anything else, for a
+    /// sign, and for a value too large to count in seconds.
+    public static func parseTime(_ value: String) -> Int? {
         guard let last = value.last else { return nil }
         let multipliers: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800]
-        if let multiplier = multipliers[last] {
-            guard let n = Int(value.dropLast()), n >= 0 else { return nil }
-            return n * multiplier
-        }
-        guard let n = Int(value), n >= 0 else { return nil }
-        return n
+        let multiplier = multipliers[last] ?? 1
+        let digits = multipliers[last] == nil ? Substring(value) : value.dropLast()
+        // Int("+5") accepts a sign; a time is digits only.
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(digits) else { return nil }
+        let (seconds, overflow) = n.multipliedReportingOverflow(by: multiplier)
+        return overflow ? nil : seconds
     }
 
     static func parseBoolean(_ value: String) -> Bool? {

@@ -29,11 +29,15 @@ public struct MaildropFile: Equatable, Sendable {
     public var recipientDSN: [RecipientDSN]
     /// sendmail options accepted without effect, for the debug log.
     public var ignoredOptions: [String]
+    /// `SMTP` or `ESMTP` for a message from a `sendmail -bs` session (its
+    /// MAIL FROM is the requested sender); nil for one from standard input.
+    public var smtpProtocol: String?
     public var content: [UInt8]
 
     public init(requestedSender: String?, recipients: [String], removeBcc: Bool = false, fullName: String? = nil,
                 bodyType: String? = nil, notify: String? = nil, ret: String? = nil, envid: String? = nil,
-                recipientDSN: [RecipientDSN] = [], ignoredOptions: [String] = [], content: [UInt8]) {
+                recipientDSN: [RecipientDSN] = [], ignoredOptions: [String] = [], smtpProtocol: String? = nil,
+                content: [UInt8]) {
         self.requestedSender = requestedSender
         self.recipients = recipients
         self.removeBcc = removeBcc
@@ -44,6 +48,7 @@ public struct MaildropFile: Equatable, Sendable {
         self.envid = envid
         self.recipientDSN = recipientDSN
         self.ignoredOptions = ignoredOptions
+        self.smtpProtocol = smtpProtocol
         self.content = content
     }
 
@@ -62,6 +67,7 @@ public struct MaildropFile: Equatable, Sendable {
             frame.add(.orcpt, dsn.originalRecipient?.stored ?? "")
         }
         for option in ignoredOptions { frame.add(.option, option) }
+        if let smtpProtocol { frame.add(.protocolName, smtpProtocol) }
         return Self.magic + frame.encoded() + content
     }
 
@@ -95,6 +101,7 @@ public struct MaildropFile: Equatable, Sendable {
             throw .badEnvelope(error)
         }
         ignoredOptions = frame.strings(.option)
+        smtpProtocol = frame.string(.protocolName)
         content = Array(bytes[(4 + used)...])
     }
 }

@@ -7,13 +7,15 @@ import CShims
 /// credentials (chroot, setgroups, setgid, setuid, setegid, seteuid). `make check-privilege`
 /// and CI fail if any other source file calls these functions.
 ///
-/// Two operations exist:
+/// The operations:
 /// - ``dropPermanently(to:chrootDirectory:)``: a daemon's one-way drop to the
 ///   mail owner, optionally into the spool chroot. Called by the daemon
 ///   skeleton right after exec, before any thread is started.
 /// - ``withEffectiveIdentity(_:_:)``: local's temporary switch of the
 ///   *effective* ids to a recipient for one delivery (Postfix's way). Only
 ///   allowed in a single-threaded process, which it checks every time.
+/// - ``relinquishSetID()``: a set-id command (hikyaku-drop) giving up the ids
+///   its set-id bit lent it, before it acts on its caller's say-so.
 ///
 /// Order matters and is the same as Postfix's chroot_uid(): resolve the user
 /// before chroot (the passwd file is outside), chroot and chdir("/"), then
@@ -132,6 +134,29 @@ public enum Privilege {
             _exit(127)
         }
         return pid
+    }
+
+    /// Gives up for good what a set-uid or set-gid bit lent the process: the
+    /// real, effective and saved gid all become the real gid, then the same
+    /// for the uid, and the lent ids are verified gone. hikyaku-drop does this
+    /// before it acts on a configuration its caller owns, so that the
+    /// caller's choice of spool gets nothing the caller does not have. A
+    /// process without set-id ids is left as it is.
+    public static func relinquishSetID() throws(SystemError) {
+        let lentGroup = getegid(), lentUser = geteuid()
+        let gid = getgid(), uid = getuid()
+        // setregid/setreuid with the real id set also set the saved id
+        // (POSIX), so the lent id cannot be taken back.
+        if lentGroup != gid {
+            guard setregid(gid, gid) == 0 else { throw SystemError("setregid", "relinquish set-gid") }
+        }
+        if lentUser != uid {
+            guard setreuid(uid, uid) == 0 else { throw SystemError("setreuid", "relinquish set-uid") }
+        }
+        guard getegid() == gid, geteuid() == uid,
+              lentGroup == gid || setegid(lentGroup) != 0,
+              lentUser == uid || seteuid(lentUser) != 0
+        else { throw SystemError(errno: EPERM, operation: "verify relinquished set-id privileges", path: "") }
     }
 
     /// Drops supplementary groups a root daemon inherited (local keeps root).

@@ -82,4 +82,20 @@ public enum GroupEntry {
         }
         return nil
     }
+
+    /// The name of a gid, for messages.
+    public static func name(of gid: gid_t) -> String? {
+        var size = 4096
+        while size <= 1 << 20 {
+            var grp = group()
+            var result: UnsafeMutablePointer<group>? = nil
+            let buffer = UnsafeMutableBufferPointer<CChar>.allocate(capacity: size)
+            defer { buffer.deallocate() }
+            let rc = getgrgid_r(gid, &grp, buffer.baseAddress!, buffer.count, &result)
+            if rc == ERANGE { size *= 4; continue }
+            guard rc == 0, result != nil, let name = grp.gr_name else { return nil }
+            return String(cString: name)
+        }
+        return nil
+    }
 }

@@ -37,9 +37,13 @@ extension LocalDeliveryAgent {
         return nil
     }
 
-    /// An include file, read with the authority of whoever named it (the
-    /// aliases file's owner, or nobody for root's; a .forward's user), so a
-    /// user cannot have local read a file they could not read themselves.
+    /// An include file, read with the authority of whoever named it: the
+    /// owner of the aliases file or of the include file that names it
+    /// (`default_privs` for root's), or a .forward's user. That is sendmail's
+    /// rule (an include is read as the controlling user of the address that
+    /// named it), and it means nobody can have local read a file they could
+    /// not read themselves: whoever writes an include line lends only their
+    /// own rights.
     func readIncludeFile(_ path: String, source: AliasExpansion.Source) -> Result<[String], AliasExpansion.ListFileError> {
         let read: () -> Result<[String], AliasExpansion.ListFileError> = {
             if let problem = Self.safeListFile(path) { return .failure(problem) }
@@ -51,10 +55,9 @@ extension LocalDeliveryAgent {
             }
         }
         guard context.privilegeSeparated else { return read() }
-        // An include inside an include is read as the reader of the outer one.
-        let reader: AliasExpansion.Source
-        if case .include = source { reader = .aliases } else { reader = source }
-        guard let identity = identity(for: reader) else {
+        // An include inside an include is read as the owner of the outer
+        // include file: `source` is the file that named this one.
+        guard let identity = identity(for: source) else {
             return .failure(AliasExpansion.ListFileError("Cannot open \(path): no user to read it as"))
         }
         return (try? Privilege.withEffectiveIdentity(identity.identity, read))

@@ -12,29 +12,8 @@ public enum MailboxFormat {
     /// every line that starts with `From ` quoted as `>From `, a newline at
     /// the end if the content lacks one, and one empty line after it.
     public static func mboxEntry(sender: String, recipient: String, date: BrokenDownTime, content: [UInt8]) -> [UInt8] {
-        let envelopeSender = sender.isEmpty ? "MAILER-DAEMON" : sender
-        var out = Array("From \(envelopeSender)  \(date.asctime)\n".utf8)
-        out += deliveryHeaders(sender: sender, recipient: recipient)
-        out.reserveCapacity(out.count + content.count + content.count / 1000 + 2)
-        let from: [UInt8] = Array("From ".utf8)
-        var lineStart = true
-        var i = 0
-        let n = content.count
-        while i < n {
-            if lineStart, content[i] == 0x46, i + 5 <= n, content[i..<(i + 5)].elementsEqual(from) {
-                out.append(UInt8(ascii: ">"))
-            }
-            // Copy to the end of this line in one go.
-            var j = i
-            while j < n && content[j] != 10 { j += 1 }
-            if j < n { j += 1 }
-            out.append(contentsOf: content[i..<j])
-            lineStart = content[j - 1] == 10
-            i = j
-        }
-        if content.last != 10 { out.append(10) }
-        out.append(10)
-        return out
+        MboxEntry.make(envelopeSender: sender, date: date,
+                       headers: deliveryHeaders(sender: sender, recipient: recipient), content: content)
     }
 
     /// A message as a Maildir file: the delivery headers, then the content.

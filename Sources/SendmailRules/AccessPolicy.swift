@@ -72,10 +72,16 @@ public struct AccessPolicy: Sendable {
 
     public let tables: RoutingTables
     public let delayChecks: Bool
+    /// false: nothing about the client (its address, its name, `Connect:`
+    /// entries) allows relaying, only the recipient's domain does (local,
+    /// virtual, a relay domain, a `To:` RELAY entry). `sendmail -bs` run by a
+    /// user other than root, whose client is this host.
+    public let clientMayRelay: Bool
 
-    public init(tables: RoutingTables, delayChecks: Bool = true) {
+    public init(tables: RoutingTables, delayChecks: Bool = true, clientMayRelay: Bool = true) {
         self.tables = tables
         self.delayChecks = delayChecks
+        self.clientMayRelay = clientMayRelay
     }
 
     var access: MapTable { tables.access }
@@ -266,6 +272,10 @@ public struct AccessPolicy: Sendable {
         }
         if let hit = lookupDomain(domain, tag: "To", steps: &steps), hit.value.uppercased() == "RELAY" {
             return .accept("RELAY")
+        }
+        guard clientMayRelay else {
+            steps.append("check_rcpt: \(domain) is not local, not a relay domain, and this client may not relay")
+            return .reject(code: 550, enhanced: "5.7.1", text: "Relaying denied")
         }
         if ["", "0", "127.0.0.1", "IPv6:::1", "IPv6:0:0:0:0:0:0:0:1"].contains(client.address) {
             steps.append("check_rcpt: the client \(client.address) is this host")

@@ -12,42 +12,107 @@ import HikyakuSystem
 /// command hands it a maildrop file on standard input; it checks the file,
 /// writes it into maildrop/ (under a dot-name, fsynced, then renamed), and
 /// wakes pickup through `public/pickup`. Exit 0 when the file is safely
-/// there, 75 (EX_TEMPFAIL) when it is not, with the reason on stderr.
+/// there, 65 (EX_DATAERR) for input it refuses (not a maildrop file, larger
+/// than `message_size_limit`, too many hops), 64 for a configuration it
+/// refuses, 75 (EX_TEMPFAIL) when the file could not be written, with the
+/// reason on stderr.
 ///
 /// Security: installed setgid `setgid_group` (hikyaku-drop), like Postfix's
 /// postdrop: it runs with the caller's uid, which becomes the file's owner
-/// and so the submitter pickup believes. It ignores the environment, takes
-/// `-c` only from root or for a root-owned configuration no one else can
-/// write, reads a bounded amount, and writes nothing but the one file.
+/// and so the submitter pickup believes. It ignores the environment and
+/// reads a bounded amount. A `-c` configuration from a caller other than
+/// root is opened once, checked with `fstat(2)` on that descriptor and read
+/// from it: one that belongs to root and only root can write is used with
+/// the helper's group; one that belongs to the caller and only the caller
+/// can write is used only after the helper has given up its group for good
+/// (Privilege.relinquishSetID), so it reaches no spool the caller could not
+/// write to anyway (an ordinary user's `make run`); anything else is refused.
+/// It writes nothing but the one file.
 public enum MaildropWriter {
     static let exOK: Int32 = 0, exUsage: Int32 = 64, exDataErr: Int32 = 65, exTempFail: Int32 = 75
 
-    public static func run(arguments: [String], input: () -> [UInt8]?, error: (String) -> Void) -> Int32 {
+    /// The largest maildrop file for a message of at most `sizeLimit` bytes
+    /// (0: no limit; the sendmail command reads at most 1 GiB): the magic,
+    /// the envelope (one IPC frame, at most its maximum size), the content.
+    public static func inputLimit(sizeLimit: Int) -> Int {
+        (sizeLimit > 0 ? sizeLimit : 1 << 30) + MaildropFile.magic.count + IPCFrame.maximumFrameSize
+    }
+
+    /// How a `-c` configuration named by a caller other than root is used.
+    enum ConfigurationTrust: Equatable {
+        /// root's, writable by root only: used with the helper's group.
+        case root
+        /// the caller's, writable by the caller only: used without it.
+        case caller
+        case refused(String)
+
+        static func judge(_ st: stat, caller: uid_t) -> ConfigurationTrust {
+            guard (st.st_mode & S_IFMT) == S_IFREG else { return .refused("not a regular file") }
+            guard st.st_mode & 0o022 == 0 else { return .refused("its group or others may write it") }
+            if st.st_uid == 0 { return .root }
+            if st.st_uid == caller { return .caller }
+            return .refused("it belongs to neither root nor the caller")
+        }
+    }
+
+    public static func run(arguments: [String], input: (Int) -> Result<[UInt8], SystemError>,
+                           error: (String) -> Void) -> Int32 {
         umask(0o022)
         var configPath: String? = nil
         if arguments.count == 2 && arguments[0] == "-c" { configPath = arguments[1] }
-        if let path = configPath, getuid() != 0 {
-            guard let st = FileIO.stat(path), st.st_uid == 0, st.st_mode & 0o022 == 0 else {
-                error("hikyaku-drop: \(path): not a root-owned configuration; using the default")
-                configPath = nil
-                return exUsage
-            }
-        }
         let configuration: Configuration
         do {
-            configuration = try ConfigurationLoader.load(path: configPath)
+            if let path = configPath, getuid() != 0 {
+                // Open once; check and read that descriptor, so the file
+                // checked is the file read.
+                let fd: Int32
+                do {
+                    fd = try FileIO.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY)
+                } catch let failure {
+                    error("hikyaku-drop: cannot open the configuration: \(failure)")
+                    return exTempFail
+                }
+                defer { FileIO.close(fd) }
+                switch ConfigurationTrust.judge(try FileIO.fstat(fd, path: path), caller: getuid()) {
+                case .root:
+                    break
+                case .caller:
+                    try Privilege.relinquishSetID()
+                case .refused(let why):
+                    error("hikyaku-drop: \(path): configuration refused: \(why) (a caller other than root may name only "
+                          + "a configuration that belongs to root or to the caller and that nobody else may write)")
+                    return exUsage
+                }
+                configuration = try ConfigurationLoader.load(descriptor: fd, path: path)
+            } else {
+                configuration = try ConfigurationLoader.load(path: configPath)
+            }
         } catch let failure {
             error("hikyaku-drop: \(failure)")
             return exTempFail
         }
-        guard let bytes = input() else {
-            error("hikyaku-drop: cannot read the message (larger than message_size_limit?)")
+        let sizeLimit = configuration.size("message_size_limit")
+        let bytes: [UInt8]
+        switch input(inputLimit(sizeLimit: sizeLimit)) {
+        case .success(let read):
+            bytes = read
+        case .failure(let failure) where failure.errno == EFBIG:
+            error("hikyaku-drop: message file too big: the input is larger than "
+                  + (sizeLimit > 0 ? "message_size_limit (\(sizeLimit) bytes)" : "1 GiB") + " and the envelope")
+            return exDataErr
+        case .failure(let failure):
+            error("hikyaku-drop: cannot read the message: \(failure)")
             return exDataErr
         }
+        let file: MaildropFile
         do {
-            _ = try MaildropFile(decoding: bytes)
+            file = try MaildropFile(decoding: bytes)
         } catch let failure {
             error("hikyaku-drop: not a maildrop file: \(failure)")
+            return exDataErr
+        }
+        if let refusal = SubmissionLimits(sizeLimit: sizeLimit).check(file.content) {
+            error("hikyaku-drop: \(refusal)")
             return exDataErr
         }
         let spool = SpoolLayout(root: configuration.string("queue_directory"))

@@ -27,7 +27,7 @@ import SendmailRules
 public enum SendmailCommand {
     // sysexits(3)
     static let exOK: Int32 = 0, exUsage: Int32 = 64, exDataErr: Int32 = 65, exNoUser: Int32 = 67
-    static let exUnavailable: Int32 = 69, exSoftware: Int32 = 70, exCantCreate: Int32 = 73, exIOErr: Int32 = 74
+    static let exUnavailable: Int32 = 69, exSoftware: Int32 = 70, exOSErr: Int32 = 71, exCantCreate: Int32 = 73, exIOErr: Int32 = 74
     static let exTempFail: Int32 = 75, exConfig: Int32 = 78
 
     /// Runs the command; returns the exit status.
@@ -173,7 +173,9 @@ public enum AliasLoading {
         let path = configuration.string("alias_file")
         let table = MapLoader.load(name: "aliases", sourcePath: path) { _ in } ?? MapTable(name: "aliases", path: path)
         if table.path.hasSuffix(".db") {
-            return AliasFile(databaseEntries: table.entries.map { ($0.key, $0.value.value) })
+            let file = AliasFile(databaseEntries: table.entries.map { ($0.key, $0.value.value) })
+            for problem in file.problems { warn("\(table.path): \(problem)") }
+            return file
         }
         guard let bytes = try? FileIO.readFile(path, limit: 64 << 20) else { return AliasFile() }
         let file = AliasFile(text: String(decoding: bytes, as: UTF8.self))
@@ -201,13 +203,10 @@ enum NewAliases {
             io.error("newaliases: \(path) not rebuilt: \(errors.count) error\(errors.count == 1 ? "" : "s")")
             return SendmailCommand.exDataErr
         }
-        // Targets with commas, spaces or quotes are quoted again, so the
-        // database splits back into exactly the same targets.
-        func quoted(_ target: String) -> String {
-            guard target.contains(where: { $0 == "," || $0 == " " || $0 == "\"" || $0 == "\t" }) else { return target }
-            return "\"" + target.replacingOccurrences(of: "\"", with: "\\\"") + "\""
-        }
-        let entries = file.entries.keys.sorted().map { (name: $0, value: file.entries[$0]!.map(quoted).joined(separator: ", ")) }
+        // The right-hand side as written, as sendmail's newaliases stores it:
+        // read back, it splits into exactly the targets the text gives, and a
+        // database either program wrote reads the same.
+        let entries = file.entries.keys.sorted().map { (name: $0, value: file.values[$0]!) }
         let result = AliasDatabase.write(entries, to: path + ".db")
         switch result {
         case .success(let summary):

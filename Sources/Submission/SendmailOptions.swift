@@ -186,6 +186,26 @@ public enum SendmailAddressList {
         return out
     }
 
+    /// The recipients without repeats, in their first order: an address is a
+    /// repeat of an earlier one when its local part is the same, compared
+    /// exactly (`Jun` and `jun` may be different mailboxes), and its domain is
+    /// the same without regard to case; an address without a domain counts as
+    /// `@origin`, where pickup will put it. The first spelling is kept.
+    /// (`sendmail -t` with a recipient both in the header and on the command
+    /// line would otherwise queue it twice and deliver it twice.)
+    public static func removingDuplicates(_ addresses: [String], origin: String) -> [String] {
+        var seen: Set<String> = []
+        return addresses.filter { address in
+            let key: String
+            if let at = address.lastIndex(of: "@") {
+                key = String(address[..<at]) + "@" + address[address.index(after: at)...].lowercased()
+            } else {
+                key = address + "@" + origin.lowercased()
+            }
+            return seen.insert(key).inserted
+        }
+    }
+
     /// The addr-spec of `Name <user@host> (comment)`.
     static func addrSpec(_ text: String) -> String {
         var result = text

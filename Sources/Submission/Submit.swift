@@ -34,7 +34,9 @@ enum Submit {
                 return keep(content, io: io, status: SendmailCommand.exUsage)
             }
         }
-        recipients = recipients.map { SendmailAddressList.addrSpec($0) }.filter { !$0.isEmpty }
+        recipients = SendmailAddressList.removingDuplicates(
+            recipients.map { SendmailAddressList.addrSpec($0) }.filter { !$0.isEmpty },
+            origin: configuration.string("myorigin"))
         guard !recipients.isEmpty else {
             io.error("sendmail: Recipient names must be specified")
             return keep(content, io: io, status: SendmailCommand.exUsage)
@@ -43,6 +45,18 @@ enum Submit {
             io.error("sendmail: \(bad): bad recipient address syntax")
             return keep(content, io: io, status: SendmailCommand.exUsage)
         }
+        // What cleanup would refuse after we had said yes: say no now.
+        if let refusal = SubmissionLimits(sizeLimit: configuration.size("message_size_limit")).check(content) {
+            io.error("sendmail: \(refusal)")
+            return keep(content, io: io, status: SendmailCommand.exDataErr)
+        }
+        // Postfix's rule: a uid the passwd database does not know has no
+        // address to send from (nor to be told of a failure at), so it must
+        // name one with -f.
+        if options.sender == nil && PasswdEntry.lookup(uid: getuid()) == nil {
+            io.error("sendmail: no login name found for user ID \(getuid()); give a sender address with -f")
+            return keep(content, io: io, status: SendmailCommand.exOSErr)
+        }
         let file = MaildropFile(requestedSender: options.sender, recipients: recipients,
                                 removeBcc: options.extractRecipients, fullName: options.fullName,
                                 bodyType: options.bodyType, notify: options.notify, ret: options.ret,
@@ -50,14 +64,27 @@ enum Submit {
         switch drop(file, configuration: configuration, configPath: configPath) {
         case .success:
             return SendmailCommand.exOK
-        case .failure(let reason):
-            io.error("sendmail: cannot queue the message: \(reason)")
-            return keep(content, io: io, status: SendmailCommand.exTempFail)
+        case .failure(let failure):
+            io.error("sendmail: cannot queue the message: \(failure)")
+            return keep(content, io: io, status: failure.exitStatus)
         }
     }
 
     struct DropFailure: Error, CustomStringConvertible {
         let description: String
+        /// The helper's exit status, when it ran and refused.
+        var helperStatus: Int32? = nil
+
+        /// sendmail's own: the helper refused the message (65), or the
+        /// configuration it was given (64: a setup problem, EX_CONFIG);
+        /// anything else may pass (EX_TEMPFAIL).
+        var exitStatus: Int32 {
+            switch helperStatus {
+            case MaildropWriter.exDataErr: return SendmailCommand.exDataErr
+            case MaildropWriter.exUsage: return SendmailCommand.exConfig
+            default: return SendmailCommand.exTempFail
+            }
+        }
     }
 
     /// Runs the setgid helper with the maildrop file on its standard input.
@@ -78,17 +105,20 @@ enum Submit {
                 fdMap: [(try ProcessSpawner.moveAbove(dup(input)), 0), (try ProcessSpawner.moveAbove(dup(errors)), 2)])
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            if ProcessSpawner.Termination(status: status) == .exited(0) { return .success(()) }
+            let termination = ProcessSpawner.Termination(status: status)
+            if termination == .exited(0) { return .success(()) }
             _ = lseek(errors, 0, SEEK_SET)
             let said = (try? FileIO.readAll(errors, limit: 4096)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-            return .failure(DropFailure(description: said.isEmpty ? "\(helper) \(ProcessSpawner.Termination(status: status))"
-                                                                  : said.trimmingSpaces()))
+            var exitCode: Int32? = nil
+            if case .exited(let code) = termination { exitCode = code }
+            return .failure(DropFailure(description: said.isEmpty ? "\(helper) \(termination)" : said.trimmingSpaces(),
+                                        helperStatus: exitCode))
         } catch {
             return .failure(DropFailure(description: "\(error)"))
         }
     }
 
-    /// Appends the message to ~/dead.letter (mbox format) and says so.
+    /// Appends the message to ~/dead.letter as an mbox entry and says so.
     static func keep(_ content: [UInt8], io: CommandIO, status: Int32) -> Int32 {
         guard let user = PasswdEntry.lookup(uid: getuid()) else {
             io.error("sendmail: the message was not queued and could not be saved (no home directory)")
@@ -96,16 +126,35 @@ enum Submit {
         }
         let path = user.home + "/dead.letter"
         let date = WallClock.localTime(WallClock.seconds())
-        let entry = Array("From \(user.name)  \(date.asctime)\n".utf8) + content + [10]
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        if fd >= 0, (try? FileIO.writeAll(fd, entry)) != nil {
+        let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        var saved = false
+        if fd >= 0 {
+            // The end of what is there decides whether a separator line needs
+            // an empty line before it.
+            let size = Int((try? FileIO.fstat(fd, path: path))?.st_size ?? 0)
+            let tail = size > 0 ? ((try? FileIO.pread(fd, count: min(2, size), at: size - min(2, size), path: path)) ?? [10, 10]) : []
+            saved = (try? FileIO.writeAll(fd, DeadLetter.entry(user: user.name, date: date, content: content, after: tail))) != nil
             close(fd)
-            io.error("sendmail: the message is saved in \(path)")
-        } else {
-            if fd >= 0 { close(fd) }
-            io.error("sendmail: the message was not queued and could not be saved in \(path)")
         }
+        io.error(saved ? "sendmail: the message is saved in \(path)"
+                       : "sendmail: the message was not queued and could not be saved in \(path)")
         return status
+    }
+}
+
+/// ~/dead.letter is an mbox file: mail programs read it as a mailbox, so every
+/// saved message must be a whole entry that cannot be confused with two.
+enum DeadLetter {
+    /// The entry to append to a file whose last bytes are `tail` (empty for an
+    /// empty file): an empty line first if the file does not already end in
+    /// one, then the `From USER  DATE` line, the message with `From ` lines
+    /// quoted as `>From `, and an empty line.
+    static func entry(user: String, date: BrokenDownTime, content: [UInt8], after tail: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        if !tail.isEmpty {
+            if tail.last != 10 { out += [10, 10] } else if tail.count < 2 || tail[tail.count - 2] != 10 { out.append(10) }
+        }
+        return out + MboxEntry.make(envelopeSender: user, date: date, content: content)
     }
 }
 

@@ -68,4 +68,12 @@ struct ConfigurationTests {
         #expect(SpoolLayout(root: "/").file(.incoming, "X") == "/incoming/X")
         #expect(SpoolLayout(root: "/var/spool/hikyaku/").socket(.cleanup) == "/var/spool/hikyaku/private/cleanup")
     }
+
+    @Test("times: a number with an optional unit; signs, garbage and overflow are refused",
+          arguments: [("300s", 300), ("5m", 300), ("1h", 3600), ("2d", 172_800), ("1w", 604_800), ("45", 45), ("0", 0)]
+              + [("", nil), ("h", nil), ("5x", nil), ("two hours", nil), ("-5m", nil), ("+5", nil), ("1.5h", nil),
+                 ("99999999999999999999", nil), ("9223372036854775807w", nil), ("١٢s", nil)] as [(String, Int?)])
+    func times(text: String, seconds: Int?) {
+        #expect(Configuration.parseTime(text) == seconds)
+    }
 }

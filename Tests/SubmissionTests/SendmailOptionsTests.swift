@@ -97,3 +97,21 @@ struct SendmailAddressListTests {
         #expect(SubmittedMessage.normalize(input, ignoreDots: true) == Array("a\n.\nb\n".utf8))
     }
 }
+
+@Suite("recipient lists")
+struct RecipientListTests {
+    @Test("exact repeats go, the first spelling stays; local parts are compared exactly, domains without case")
+    func duplicates() {
+        let list = ["jun@Example.JP", "root", "jun@example.jp", "Jun@example.jp", "root@host.example.jp",
+                    "\"a@b\"@example.jp", "\"a@b\"@EXAMPLE.jp", "root@other.example", "jun@example.jp"]
+        #expect(SendmailAddressList.removingDuplicates(list, origin: "Host.example.jp")
+                == ["jun@Example.JP", "root", "Jun@example.jp", "\"a@b\"@example.jp", "root@other.example"])
+    }
+
+    @Test("-t with a recipient in the header and on the command line queues it once")
+    func headerAndCommandLine() {
+        let content = Array("To: Jun <jun@example.jp>, b@example.jp\nCc: jun@EXAMPLE.JP\n\nbody\n".utf8)
+        let all = SendmailAddressList.recipients(inHeaders: content) + ["jun@example.jp", "c@example.jp"]
+        #expect(SendmailAddressList.removingDuplicates(all, origin: "example.jp") == ["jun@example.jp", "b@example.jp", "c@example.jp"])
+    }
+}

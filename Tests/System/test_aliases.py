@@ -92,6 +92,40 @@ def test_forward_and_include_files_run_as_their_owners(make_mta):
         os.unlink(forward)
 
 
+def test_an_include_inside_an_include_is_read_as_the_outer_files_owner(make_mta):
+    mta = make_mta(start=False)
+    out = shared_dir(mta, "out")
+    carol = pwd.getpwnam("hkt-carol")
+    # carol's own list, which only carol can read, named from carol's
+    # outer list; the aliases file (root's) names the outer list.
+    inner = os.path.join(mta.root, "carol-inner.list")
+    with open(inner, "w") as f:
+        f.write(f'hkt-bob\n"|/bin/sh -c \'id -u > {out}/inner\'"\n')
+    os.chown(inner, carol.pw_uid, carol.pw_gid)
+    os.chmod(inner, 0o600)
+    outer = os.path.join(mta.root, "carol-outer.list")
+    with open(outer, "w") as f:
+        f.write(f"hkt-alice, :include:{inner}\n")
+    os.chown(outer, carol.pw_uid, carol.pw_gid)
+    os.chmod(outer, 0o644)
+    # root's list naming carol's inner one: read as default_privs (nobody),
+    # who may not read it.
+    rooted = os.path.join(mta.root, "root-outer.list")
+    with open(rooted, "w") as f:
+        f.write(f":include:{inner}\n")
+    os.chmod(rooted, 0o644)
+    with open(os.path.join(mta.etc, "aliases"), "w") as f:
+        f.write(f"nested: :include:{outer}\nviaroot: :include:{rooted}\n")
+    mta.start()
+    send(mta, ["nested@example.test"], subject="nested")
+    wait_file(os.path.join(out, "inner"))
+    assert int(open(os.path.join(out, "inner")).read()) == carol.pw_uid
+    assert b"Subject: nested" in mta.wait_mbox("hkt-alice", 1)
+    assert b"Subject: nested" in mta.wait_mbox("hkt-bob", 1)
+    send(mta, ["viaroot@example.test"], subject="via root")
+    mta.wait_log(rf"to=<viaroot@example\.test>, relay=local.*status=deferred \(Cannot open {re.escape(inner)}: Permission denied")
+
+
 def test_a_forward_file_others_can_write_is_ignored(make_mta):
     mta = make_mta()
     bob = pwd.getpwnam("hkt-bob")

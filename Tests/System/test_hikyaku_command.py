@@ -1,5 +1,6 @@
 """The administrator's command: start, status, reload, check, stop."""
 import os
+import shutil
 import subprocess
 
 from conftest import BIN, mail_processes
@@ -46,6 +47,37 @@ def test_check_reports_problems_and_config_show(make_mta):
     assert "message_size_limit" not in result.stdout
     everything = hikyaku(mta, "config", "show").stdout
     assert "message_size_limit = 10240000\n" in everything
+
+
+def test_check_looks_at_the_setgid_helper_and_the_spools_other_directories(make_mta):
+    mta = make_mta()
+    assert hikyaku(mta, "check").returncode == 0
+    # The same programs, but a hikyaku-drop without its setgid bit and group.
+    programs = os.path.join(mta.root, "programs")
+    os.makedirs(programs)
+    for name in os.listdir(BIN):
+        if name != "hikyaku-drop":
+            os.symlink(os.path.join(BIN, name), os.path.join(programs, name))
+    shutil.copy(os.path.join(BIN, "hikyaku-drop"), os.path.join(programs, "hikyaku-drop"))
+    os.chmod(os.path.join(programs, "hikyaku-drop"), 0o755)
+    copy = os.path.join(mta.etc, "check.conf")
+    with open(copy, "w") as f:
+        f.write(open(mta.config).read().replace(f"daemon_directory = {BIN}", f"daemon_directory = {programs}"))
+    os.chmod(os.path.join(mta.spool, "public"), 0o755)
+    os.chmod(os.path.join(mta.spool, "defer"), 0o755)
+    shutil.chown(os.path.join(mta.spool, "maildrop"), group="hikyaku")
+    result = subprocess.run([os.path.join(BIN, "hikyaku"), "check", "-c", copy], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stdout
+    lines = result.stdout.splitlines()
+    assert (f"hikyaku: warning: {programs}/hikyaku-drop should be owned by root, group hikyaku-drop, with mode 2755 "
+            "(setgid); it is owner root, group root, mode 755: the sendmail command cannot queue mail") in lines, lines
+    assert (f"hikyaku: warning: {mta.spool}/public should be owned by hikyaku, group hikyaku-drop, with mode 711; "
+            "it is owner hikyaku, group hikyaku-drop, mode 755") in lines, lines
+    assert (f"hikyaku: warning: {mta.spool}/defer should be owned by hikyaku with mode 700; "
+            "it is owner hikyaku, group hikyaku, mode 755") in lines, lines
+    assert (f"hikyaku: warning: {mta.spool}/maildrop should be owned by hikyaku, group hikyaku-drop, with mode 1730; "
+            "it is owner hikyaku, group hikyaku, mode 1730") in lines, lines
+    assert len(lines) == 4, lines
 
 
 def test_a_bad_configuration_is_reported_with_its_line(make_mta):

@@ -91,5 +91,20 @@ def test_make_run_as_an_ordinary_user_runs_everything_as_that_user(users):
         assert f"running as uid {uid} without privilege separation" in log
         assert set(owners) == {uid}
         assert os.stat(box).st_uid == uid
+        # The user's own configuration works with the sendmail command: the
+        # helper (setgid here, as the tests install it) gives up its group
+        # and writes into the user's own spool.
+        entry = pwd.getpwnam(user)
+        config = os.path.join(run_dir, "etc", "hikyaku.conf")
+        sent = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={entry.pw_gid}", "--init-groups", "--",
+                               os.path.join(BIN, "sendmail"), "-C", config, "-i", user],
+                              input=b"Subject: make run sendmail\n\nfrom the command\n",
+                              env={"PATH": "/usr/bin:/bin", "HOME": entry.pw_dir}, capture_output=True, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        deadline = time.time() + 30
+        while b"Subject: make run sendmail" not in open(box, "rb").read() and time.time() < deadline:
+            time.sleep(0.1)
+        data = open(box, "rb").read()
+        assert b"from the command" in data and b"(hikyaku, from userid %d)" % uid in data
     finally:
         stop(process, run_dir)

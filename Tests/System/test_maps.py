@@ -157,6 +157,39 @@ def test_newaliases_refuses_a_broken_file_and_names_the_line(make_mta):
     assert " team\\00\n hkt-alice, hkt-bob\\00\n" in dump and " @\\00\n @\\00\n" in dump
 
 
+def test_aliases_db_keeps_every_alias_and_names_one_it_cannot_read(make_mta):
+    mta = make_mta(start=False)
+    aliases = os.path.join(mta.etc, "aliases")
+    with open(aliases, "w") as f:
+        f.write('quoted: "|/bin/echo \\"hi there\\"", hkt-bob\nteam: hkt-alice,\n\thkt-carol\n')
+    env = dict(os.environ, HIKYAKU_CONFIG=mta.config)
+    text = subprocess.run([os.path.join(BIN, "sendmail"), "-bv", "quoted", "team"], env=env, capture_output=True, text=True)
+    assert subprocess.run([os.path.join(BIN, "sendmail"), "-bi"], env=env, capture_output=True).returncode == 0
+    # sendmail's newaliases stores the right-hand side as written.
+    dump = subprocess.run(["db5.3_dump", "-p", aliases + ".db"], capture_output=True, text=True).stdout
+    assert ' quoted\\00\n "|/bin/echo \\\\"hi there\\\\"", hkt-bob\\00\n' in dump, dump
+    database = subprocess.run([os.path.join(BIN, "sendmail"), "-bv", "quoted", "team"], env=env, capture_output=True, text=True)
+    assert database.stdout == text.stdout and database.stderr == "", database
+    assert '"|/bin/echo \\"hi there\\""... deliverable: mailer prog' in database.stdout
+    assert "hkt-bob... deliverable: mailer local, user hkt-bob" in database.stdout
+    # A value that does not parse (as older versions wrote for such a
+    # target) is left out with a warning that names the alias.
+    load = subprocess.run(["db5.3_load", aliases + ".db"], capture_output=True, text=True, input=(
+        "VERSION=3\nformat=print\ntype=hash\nHEADER=END\n"
+        ' broken\\00\n "a\\5c\\5c"b"\\00\nDATA=END\n'))
+    assert load.returncode == 0, load.stderr
+    os.utime(aliases + ".db")
+    result = subprocess.run([os.path.join(BIN, "sendmail"), "-bv", "team"], env=env, capture_output=True, text=True)
+    assert result.stdout == "hkt-alice... deliverable: mailer local, user hkt-alice\nhkt-carol... deliverable: mailer local, user hkt-carol\n"
+    assert result.stderr == (f"warning: {aliases}.db: alias 'broken': its value in the database does not parse "
+                             "(unbalanced quote); alias ignored\n"), result.stderr
+    mta.start()
+    mta.wait_log(rf"warning: {re.escape(aliases)}\.db: alias 'broken': its value in the database does not parse")
+    with mta.smtp() as client:
+        client.sendmail("a@example.org", ["team@example.test"], "Subject: from the db\r\n\r\nx\r\n")
+    assert b"Subject: from the db" in mta.wait_mbox("hkt-carol", 1)
+
+
 def test_makemap_reports_what_sendmail_reports(tmp_path):
     out = makemap("hash", str(tmp_path / "m"), stdin="a 1\nA 2\n  lead\nkeyonly\n")
     assert out.returncode == 65
