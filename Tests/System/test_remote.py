@@ -532,3 +532,78 @@ def test_a_failed_tls_handshake_falls_back_to_plain_text_unless_tls_is_required(
     send(mta, "sender@client.example.org", ["b@strict.test"], b"Subject: strict\r\n\r\nx\r\n")
     mta.wait_log(r"to=<b@strict\.test>, relay=none, .*dsn=4\.7\.5, status=deferred \(Cannot start TLS: handshake with localhost\[127\.0\.0\.1\]:%d failed" % peer.port)
     assert len(peer.messages()) == 1
+
+
+SMTP_SINK = "/opt/hikyaku-test/postfix/usr/sbin/smtp-sink"
+
+
+@pytest.fixture
+def smtp_sink(tmp_path):
+    """Postfix's smtp-sink (unpacked from Debian's postfix package by
+    .ci/run): PIPELINING, 8BITMIME and DSN; every message is appended to
+    a dump file with its envelope as X-Mail-Args and X-Rcpt-Args headers."""
+    if not os.path.exists(SMTP_SINK):
+        pytest.fail(f"{SMTP_SINK} is missing: .ci/run unpacks Debian's postfix package there")
+    directory = tempfile.mkdtemp(prefix="hikyaku-sink-", dir="/tmp")
+    os.chmod(directory, 0o777)
+    port = free_port()
+    dump = os.path.join(directory, "dump")
+    env = dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(SMTP_SINK).replace("/sbin", "/lib/postfix"))
+    process = subprocess.Popen([SMTP_SINK, "-u", "nobody", "-D", dump, f"127.0.0.1:{port}", "64"], env=env,
+                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            import socket
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+
+    class Sink:
+        pass
+    sink = Sink()
+    sink.port, sink.dump = port, dump
+    sink.read = lambda: open(dump, "rb").read() if os.path.exists(dump) else b""
+    yield sink
+    os.killpg(process.pid, 15)
+    process.wait()
+
+
+def test_dsn_parameters_reach_a_dsn_capable_server_and_it_reports_itself(make_mta, smtp_sink):
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{smtp_sink.port}"})
+    with mta.smtp() as s:
+        s.ehlo()
+        s.sendmail(f"hkt-alice@{HOSTNAME}", ["a@remote.test", "b@remote.test"], b"Subject: dsn on\r\n\r\nx\r\n",
+                   mail_options=["RET=HDRS", "ENVID=env+2B1"],
+                   rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;A+2Btag@remote.test"])
+    deadline = time.time() + 20
+    while b"Subject: dsn on" not in smtp_sink.read() and time.time() < deadline:
+        time.sleep(0.05)
+    dump = smtp_sink.read().decode()
+    # smtp-sink offers no SIZE; PIPELINING and DSN it has.
+    assert "X-Mail-Args: <hkt-alice@mail.example.test> RET=HDRS ENVID=env+2B1\n" in dump, dump
+    # (smtplib gives every recipient the same parameters.)
+    for rcpt in ("a", "b"):
+        assert f"X-Rcpt-Args: <{rcpt}@remote.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;A+2Btag@remote.test\n" in dump, dump
+    mta.wait_log(r"to=<a@remote\.test>, .*status=sent")
+    mta.wait_queue_empty()
+    # The server has DSN: reporting success is its business, not ours.
+    time.sleep(1)
+    assert not os.path.exists(os.path.join(mta.mail, "hkt-alice")) or mta.mbox("hkt-alice") == b""
+
+
+def test_pipelined_delivery_to_smtp_sink_keeps_dots_and_8bit(make_mta, smtp_sink):
+    mta = routed(make_mta, {"remote.test": f"esmtp:[127.0.0.1]:{smtp_sink.port}"})
+    body = "Subject: sink\r\n\r\n.\r\n..\r\ncaf\u00e9\r\n".encode()
+    with mta.smtp() as s:
+        s.ehlo()
+        s.sendmail("sender@client.example.org", [f"r{n}@remote.test" for n in range(3)], body, mail_options=["BODY=8BITMIME"])
+    deadline = time.time() + 20
+    while b"caf" not in smtp_sink.read() and time.time() < deadline:
+        time.sleep(0.05)
+    dump = smtp_sink.read()
+    assert b"X-Mail-Args: <sender@client.example.org> BODY=8BITMIME\n" in dump
+    assert dump.count(b"X-Rcpt-Args:") == 3
+    # The dump holds the message as the server read it, dots unstuffed.
+    assert b"\n\n.\n..\ncaf\xc3\xa9\n" in dump.replace(b"\r\n", b"\n")
