@@ -153,6 +153,15 @@ struct Check: ParsableCommand {
                 problems.append("\(ConfigError(file: config.path, line: config.line(of: "dns_resolver"), key: "dns_resolver", reason: error.message))")
             }
         }
+        do {
+            _ = try Nexthop.smartHost(config)
+        } catch {
+            problems.append("\(error)")
+        }
+        let level = config.string("smtp_tls_security_level")
+        if !["none", "may", "encrypt"].contains(level) {
+            problems.append("\(ConfigError(file: config.path, line: config.line(of: "smtp_tls_security_level"), key: "smtp_tls_security_level", reason: "expected none, may or encrypt, found '\(level)'"))")
+        }
         let owner = config.string("mail_owner")
         let entry = PasswdEntry.lookup(name: owner)
         if entry == nil {

@@ -39,3 +39,20 @@ extension LocalIdentity {
         return LocalIdentity(names: [config.string("myhostname")], addresses: addresses)
     }
 }
+
+extension Nexthop {
+    /// `smart_host`, checked: nil when it is empty, an error naming the line
+    /// when it is not a host field (`[relay.example.net]:587`,
+    /// `relay.example.net`); a sendmail mailer prefix such as `esmtp:` is
+    /// not part of it.
+    public static func smartHost(_ config: Configuration) throws(ConfigError) -> Nexthop? {
+        let text = config.string("smart_host")
+        guard !text.isEmpty else { return nil }
+        do {
+            return try Nexthop(parsing: text)
+        } catch {
+            throw ConfigError(file: config.path, line: config.line(of: "smart_host"), key: "smart_host",
+                              reason: "\(error.message) (write [host]:port or host, without a mailer name)")
+        }
+    }
+}

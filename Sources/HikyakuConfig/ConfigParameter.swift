@@ -32,7 +32,7 @@ extension ConfigParameter {
         ConfigParameter("queue_directory", "/var/spool/hikyaku", .path,
             "The spool: queue directories, service sockets and the chroot of the unprivileged daemons."),
         ConfigParameter("daemon_directory", "/usr/lib/hikyaku", .path,
-            "Where the master finds smtpd, cleanup, qmgr, local and aliasd."),
+            "Where the master finds the programs it runs (smtpd, cleanup, qmgr, local, aliasd, pickup, showq, smtp-client) and the hikyaku-drop helper."),
         ConfigParameter("mail_owner", "hikyaku", .string,
             "The unprivileged user that owns the queue and runs every daemon except master and local."),
         ConfigParameter("setgid_group", "hikyaku-drop", .string,

@@ -70,9 +70,11 @@ public struct Configuration: Sendable {
                                   reason: "missing '=' after parameter name")
             }
             let key = line[..<equals].trimming()
-            guard !key.isEmpty, key.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }) else {
+            // Letters, digits and underscores; Postfix's names have capitals
+            // too (smtp_tls_CAfile), so case is kept as written.
+            guard !key.isEmpty, key.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 95 }) else {
                 throw ConfigError(file: path, line: lineNumber, key: key.isEmpty ? nil : key,
-                                  reason: "parameter names are lower-case letters, digits and underscores")
+                                  reason: "parameter names are letters, digits and underscores")
             }
             current = (key, String(line[line.index(after: equals)...]), lineNumber)
         }

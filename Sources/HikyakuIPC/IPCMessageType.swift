@@ -100,7 +100,8 @@ public enum IPCKey: UInt16, Sendable {
     /// `relayed`), repeated in step with `recipientIndex`.
     case dsnAction = 41
     // Remote delivery (smtp-client).
-    /// The server that answered: `dns; mx.example.org` for DSN's Remote-MTA.
+    /// The name of the server that answered (`mx.example.org`; DSN's
+    /// Remote-MTA is `dns;` and this).
     case remoteMTA = 60
     /// The server's reply as DSN's Diagnostic-Code wants it: `550 5.1.1 text`.
     case diagnostic = 61

@@ -172,8 +172,11 @@ public final class QueueManager: @unchecked Sendable {
     /// Deferred mail whose time has come (all of it when forced: a flush).
     func scanDeferred(force: Bool = false) {
         guard !draining else { return }
-        guard let names = try? FileIO.listDirectory(spool.directory(.deferred)) else { return }
+        // Forget destinations that are idle and not suspended (any more):
+        // the next delivery starts again at initial_destination_concurrency.
         let now = WallClock.seconds()
+        destinations = destinations.filter { _, state in state.inFlight > 0 || state.deadUntil > now }
+        guard let names = try? FileIO.listDirectory(spool.directory(.deferred)) else { return }
         for name in names.sorted() {
             guard active.count < activeLimit else { return }
             guard let id = QueueID(name), active[id] == nil,
@@ -419,6 +422,7 @@ public final class QueueManager: @unchecked Sendable {
         }
         for index in job.recipientIndexes where !seen.contains(index) {
             record(job.message, index, missing)
+            logResult(job.message, index, relay: "none", outcome: missing)
         }
     }
 

@@ -134,6 +134,7 @@ struct DestinationState {
     }
 
     mutating func succeeded(limit: Int) {
+        deadUntil = 0
         window = min(Double(limit), window + 1 / max(1, window))
     }
 

@@ -123,9 +123,11 @@ final class SMTPClientConnection: @unchecked Sendable {
         var refusal: SMTPClientSession.Refusal? = nil
         var becameReady = false
         var shouldClose = false
+        var armed = false
         for action in actions {
             switch action {
             case .send(let lines):
+                armed = true
                 var buffer = channel.allocator.buffer(capacity: 64 * lines.count)
                 for line in lines {
                     buffer.writeString(line)
@@ -134,8 +136,10 @@ final class SMTPClientConnection: @unchecked Sendable {
                 channel.writeAndFlush(buffer, promise: nil)
                 armForStage()
             case .startTLS:
+                armed = true
                 startTLS()
             case .sendContent(let downgrade):
+                armed = true
                 let bytes = OutgoingContent.encode(downgrade ? MIMEDowngrade.sevenBit(content) : content)
                 content = []
                 var buffer = channel.allocator.buffer(capacity: bytes.count + 3)
@@ -156,6 +160,10 @@ final class SMTPClientConnection: @unchecked Sendable {
             }
         }
         if becameReady { disarm() }
+        // Pipelined replies: each one restarts the clock of the next stage
+        // (smtp_rcpt_timeout for the RCPT replies, smtp_data_init_timeout for
+        // DATA's), not only the commands' write.
+        if !armed && !becameReady && !shouldClose && !closed && session.stage != "idle" { armForStage() }
         if let finished, let promise = transactionPromise {
             transactionPromise = nil
             promise.succeed(finished)
@@ -212,7 +220,14 @@ final class SMTPClientConnection: @unchecked Sendable {
     func deliver(_ transaction: SMTPClientSession.Transaction, content: [UInt8]) -> EventLoopFuture<[SMTPClientSession.RecipientResult]> {
         precondition(idle && !closed)
         idle = false
+        var transaction = transaction
         self.content = content
+        if transaction.eightBit && !session.extensions.eightBitMIME {
+            // Converted before MAIL FROM, so that SIZE= announces what is sent.
+            self.content = MIMEDowngrade.sevenBit(content)
+            transaction.eightBit = false
+            transaction.size = self.content.count + self.content.reduce(0) { $0 + ($1 == 10 ? 1 : 0) }
+        }
         let promise = eventLoop.makePromise(of: [SMTPClientSession.RecipientResult].self)
         transactionPromise = promise
         perform(session.begin(transaction))

@@ -106,6 +106,7 @@ public final class SMTPClientDaemon: @unchecked Sendable {
             // Certificate authorities and the resolver's configuration are
             // outside the chroot: read them now.
             let config = context.configuration
+            _ = try Nexthop.smartHost(config)
             let mapPath = config.string("smtp_tls_policy_map")
             let policies = mapPath.isEmpty ? TLSPolicyMap() : try TLSPolicyMap(path: mapPath)
             var tls: NIOSSLContext? = nil

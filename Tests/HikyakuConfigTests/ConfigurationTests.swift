@@ -43,7 +43,7 @@ struct ConfigurationTests {
         ("smtpd_timeout = soon\n", ConfigError(file: "f", line: 1, key: "smtpd_timeout", reason: "expected a time like 300s, 5m, 1h or 5d, found 'soon'")),
         ("myorigin = $nosuch\n", ConfigError(file: "f", line: 1, key: "myorigin", reason: "unknown parameter $nosuch")),
         ("myorigin = $myorigin\n", ConfigError(file: "f", line: 1, key: "myorigin", reason: "recursive $parameter expansion")),
-        ("Bad-Name = 1\n", ConfigError(file: "f", line: 1, key: "Bad-Name", reason: "parameter names are lower-case letters, digits and underscores")),
+        ("Bad-Name = 1\n", ConfigError(file: "f", line: 1, key: "Bad-Name", reason: "parameter names are letters, digits and underscores")),
     ])
     func errors(text: String, expected: ConfigError) {
         #expect(throws: expected) { try Configuration(text: text, path: "f") }

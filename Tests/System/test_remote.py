@@ -607,3 +607,13 @@ def test_pipelined_delivery_to_smtp_sink_keeps_dots_and_8bit(make_mta, smtp_sink
     assert dump.count(b"X-Rcpt-Args:") == 3
     # The dump holds the message as the server read it, dots unstuffed.
     assert b"\n\n.\n..\ncaf\xc3\xa9\n" in dump.replace(b"\r\n", b"\n")
+
+
+def test_a_bad_smart_host_is_named_by_check_and_by_smtp_client(make_mta):
+    mta = make_mta("smart_host = esmtp:[relay.example.net]", start=False)
+    check = subprocess.run([os.path.join(BIN, "hikyaku"), "check", "-c", mta.config], capture_output=True, text=True)
+    assert check.returncode != 0
+    assert re.search(r"line \d+: smart_host: .*write \[host\]:port or host, without a mailer name", check.stdout + check.stderr), \
+        check.stdout + check.stderr
+    mta.start()
+    mta.wait_log(r"smtp-client\[\d+\]: .*smart_host: .*without a mailer name")
