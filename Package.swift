@@ -63,7 +63,11 @@ let package = Package(
         .target(name: "DaemonSkeleton", dependencies: ["HikyakuSystem", "HikyakuConfig", "HikyakuIPC"] + nio),
 
         // Per-daemon logic.
-        .target(name: "SMTPServer", dependencies: ["SMTPProtocol", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
+        .target(name: "SMTPServer", dependencies: [
+            "SMTPProtocol", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
+        ] + nio),
         .target(name: "Cleanup", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
         .target(name: "QueueManager", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem"] + nio),
         .target(name: "LocalDelivery", dependencies: ["QueueFormat", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "CShims", "SendmailRules"]),

@@ -23,6 +23,9 @@ public struct DaemonContext: Sendable {
     public let spoolPath: String
     /// Listening sockets from the master, in the order of its service table.
     public let listenFDs: [Int32]
+    /// What each listening socket is for (smtpd: `smtp`, `submission`,
+    /// `smtps`), from `HIKYAKU_LISTEN_ROLES`; empty when not given.
+    public var listenRoles: [String] = []
     /// The master's control pipe: a byte `R` asks for a graceful exit (reload),
     /// `S` for a stop; end of file means the master is gone.
     public let controlFD: Int32?
@@ -83,6 +86,7 @@ public enum DaemonSkeleton {
 
         let listenCount = getenv("HIKYAKU_LISTEN_FDS").flatMap { Int(String(cString: $0)) } ?? 0
         let listenFDs = (0..<listenCount).map { firstListenFD + Int32($0) }
+        let listenRoles = getenv("HIKYAKU_LISTEN_ROLES").map { String(cString: $0).split(separator: ",").map(String.init) } ?? []
         let spoolPath = configuration.string("queue_directory")
         let isRoot = Privilege.isRoot
 
@@ -102,11 +106,12 @@ public enum DaemonSkeleton {
             chrooted = wantChroot
         }
 
-        let preContext = DaemonContext(
+        var preContext = DaemonContext(
             program: program, configuration: configuration,
             spool: SpoolLayout(root: spoolPath), spoolPath: spoolPath,
             listenFDs: listenFDs, controlFD: underMaster ? controlFD : nil,
             underMaster: underMaster, chrooted: false, privilegeSeparated: isRoot, logger: logger)
+        preContext.listenRoles = listenRoles
 
         let state: State
         do {
@@ -134,11 +139,12 @@ public enum DaemonSkeleton {
             }
         }
 
-        let context = DaemonContext(
+        var context = DaemonContext(
             program: program, configuration: configuration,
             spool: SpoolLayout(root: chrooted ? "/" : spoolPath), spoolPath: spoolPath,
             listenFDs: listenFDs, controlFD: underMaster ? controlFD : nil,
             underMaster: underMaster, chrooted: chrooted, privilegeSeparated: isRoot, logger: logger)
+        context.listenRoles = listenRoles
         do {
             try serve(context, state)
         } catch {

@@ -209,6 +209,9 @@ public final class MasterProcess {
                 "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                 "LANG=C",
             ]
+            if !definition.listenerRoles.isEmpty {
+                environment.append("HIKYAKU_LISTEN_ROLES=" + definition.listenerRoles.joined(separator: ","))
+            }
             if let tz = getenv("TZ") { environment.append("TZ=\(String(cString: tz))") }
             var arguments = [definition.program]
             if let configPath { arguments += ["-c", configPath] }

@@ -18,12 +18,31 @@ public struct ServiceDefinition: Equatable, Sendable {
     public var listeners: [Listener]
     /// At most one process may run, even during a reload (qmgr owns the queue).
     public var singleton: Bool
+    /// What each listener is for, passed as HIKYAKU_LISTEN_ROLES (smtpd).
+    public var listenerRoles: [String] = []
 
     public init(program: String, processes: Int, listeners: [Listener], singleton: Bool) {
         self.program = program
         self.processes = processes
         self.listeners = listeners
         self.singleton = singleton
+    }
+
+    /// smtpd serves port 25 (`smtpd_listen`), submission (587,
+    /// `submission_listen`) and implicit TLS (465, `smtps_listen`).
+    static func smtpd(_ configuration: Configuration) -> ServiceDefinition {
+        var listeners: [Listener] = []
+        var roles: [String] = []
+        for (key, role) in [("smtpd_listen", "smtp"), ("submission_listen", "submission"), ("smtps_listen", "smtps")] {
+            for address in configuration.list(key) {
+                listeners.append(.tcp(address))
+                roles.append(role)
+            }
+        }
+        var definition = ServiceDefinition(program: "smtpd", processes: max(1, configuration.integer("smtpd_process_limit")),
+                                           listeners: listeners, singleton: false)
+        definition.listenerRoles = roles
+        return definition
     }
 
     /// The services in start order: the map server first, the SMTP server last.
@@ -37,8 +56,7 @@ public struct ServiceDefinition: Equatable, Sendable {
             ServiceDefinition(program: "qmgr", processes: 1, listeners: [.unix(.qmgr)], singleton: true),
             ServiceDefinition(program: "pickup", processes: 1, listeners: [.publicUnix(.pickup)], singleton: true),
             ServiceDefinition(program: "showq", processes: 1, listeners: [.publicUnix(.showq)], singleton: false),
-            ServiceDefinition(program: "smtpd", processes: max(1, configuration.integer("smtpd_process_limit")),
-                              listeners: configuration.list("smtpd_listen").map { .tcp($0) }, singleton: false),
+            smtpd(configuration),
         ]
     }
 }

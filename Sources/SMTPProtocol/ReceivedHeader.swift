@@ -4,16 +4,19 @@ import MailCore
 /// Postfix's layout:
 ///
 ///     Received: from HELO (NAME [ADDRESS])
-///     	by MYHOSTNAME (hikyaku) with ESMTP id QUEUEID
+///     	(using TLSv1.3)                          (over TLS only)
+///     	by MYHOSTNAME (hikyaku) with ESMTPS id QUEUEID
 ///     	for <RCPT>; DATE
 ///
 /// `for` appears only with exactly one recipient, so a Bcc list does not leak.
 public enum ReceivedHeader {
     public static func text(heloName: String, clientName: String, clientAddress: String, hostname: String,
-                            protocolName: String, queueID: QueueID, recipients: [String], date: String) -> String {
+                            protocolName: String, queueID: QueueID, recipients: [String], date: String,
+                            tls: String? = nil) -> String {
         let helo = sanitize(heloName.isEmpty ? clientName : heloName)
         let literal = clientAddress.contains(":") ? "IPv6:\(clientAddress)" : clientAddress
         var out = "Received: from \(helo) (\(sanitize(clientName)) [\(literal)])\n"
+        if let tls { out += "\t(using \(sanitize(tls)))\n" }
         out += "\tby \(hostname) (hikyaku) with \(protocolName) id \(queueID)"
         if recipients.count == 1 {
             out += "\n\tfor <\(sanitize(recipients[0]))>; \(date)\n"

@@ -23,6 +23,7 @@ public enum SMTPCommand: Hashable, Sendable {
     case rset
     case noop
     case quit
+    case startTLS
     case help(String?)
     case vrfy(String)
 }
@@ -81,6 +82,9 @@ extension SMTPCommand {
             return .rset
         case "NOOP":
             return .noop
+        case "STARTTLS":
+            guard argument.isEmpty else { throw .syntax(verb: verb) }
+            return .startTLS
         case "QUIT":
             guard argument.isEmpty else { throw .syntax(verb: verb) }
             return .quit

@@ -21,6 +21,10 @@ public struct SMTPServerStateMachine: Sendable {
         /// Ask about the client and sender at MAIL (sendmail without
         /// delay_checks); with false, everything is decided at RCPT.
         public var checksSender: Bool
+        /// STARTTLS can be offered (a certificate is loaded).
+        public var tlsAvailable = false
+        /// MAIL is refused until the session runs over TLS.
+        public var tlsRequired = false
 
         public init(hostname: String, greeting: String? = nil, messageSizeLimit: Int = 10_240_000,
                     recipientLimit: Int = 1000, hardErrorLimit: Int = 20, vrfyEnabled: Bool = true,
@@ -99,6 +103,10 @@ public struct SMTPServerStateMachine: Sendable {
         case commitMessage(Envelope, size: Int)
         /// Discard the open queue file, then send the replies.
         case abortMessage([SMTPReply], close: Bool)
+        /// Send the reply (220), throw away whatever the client sent after
+        /// STARTTLS in plain text, put TLS under the connection, and call
+        /// ``tlsStarted()`` once the handshake is done.
+        case startTLS(SMTPReply)
     }
 
     enum State: Sendable, Equatable {
@@ -119,6 +127,9 @@ public struct SMTPServerStateMachine: Sendable {
     var esmtp = false
     var envelope: Envelope? = nil
     public private(set) var errorCount = 0
+    /// The session runs over TLS (after STARTTLS, or from the start on an
+    /// implicit-TLS port).
+    public private(set) var tlsActive = false
 
     public init(settings: Settings) {
         self.settings = settings
@@ -134,6 +145,21 @@ public struct SMTPServerStateMachine: Sendable {
 
     static let enhanced = EnhancedStatusCode.self
     var ok: SMTPReply { SMTPReply(250, EnhancedStatusCode(2, 0, 0), "Ok") }
+
+    /// The session is TLS from its first byte (an implicit-TLS port, RFC 8314).
+    public mutating func beginsInTLS() {
+        tlsActive = true
+    }
+
+    /// The TLS handshake is done: RFC 3207 section 4.2, everything known
+    /// from before it is forgotten, and the client must say EHLO again.
+    public mutating func tlsStarted() {
+        tlsActive = true
+        state = .connected
+        heloName = nil
+        esmtp = false
+        envelope = nil
+    }
 
     public mutating func greeting() -> Action {
         .send([SMTPReply(220, nil, settings.greeting)], close: false)
@@ -173,15 +199,22 @@ public struct SMTPServerStateMachine: Sendable {
             if !isEHLO {
                 return .send([SMTPReply(250, nil, settings.hostname)], close: false)
             }
-            return .send([SMTPReply(250, nil, lines: [
-                settings.hostname,
-                "PIPELINING",
-                "SIZE \(settings.messageSizeLimit)",
-                "ENHANCEDSTATUSCODES",
-                "8BITMIME",
-                "DSN",
-                "SMTPUTF8",
-            ])], close: false)
+            var keywords = [settings.hostname, "PIPELINING", "SIZE \(settings.messageSizeLimit)"]
+            if settings.tlsAvailable && !tlsActive { keywords.append("STARTTLS") }
+            keywords += ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"]
+            return .send([SMTPReply(250, nil, lines: keywords)], close: false)
+
+        case .startTLS:
+            guard !tlsActive else {
+                return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: TLS already active"))
+            }
+            guard settings.tlsAvailable else {
+                return error(SMTPReply(502, EnhancedStatusCode(5, 5, 1), "Error: command not implemented"))
+            }
+            guard envelope == nil else {
+                return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: MAIL transaction in progress"))
+            }
+            return .startTLS(SMTPReply(220, EnhancedStatusCode(2, 0, 0), "Ready to start TLS"))
 
         case .mail(let sender, let parameters):
             guard state != .connected else {
@@ -189,6 +222,9 @@ public struct SMTPServerStateMachine: Sendable {
             }
             guard envelope == nil else {
                 return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: nested MAIL command"))
+            }
+            guard tlsActive || !settings.tlsRequired else {
+                return error(SMTPReply(530, EnhancedStatusCode(5, 7, 0), "Must issue a STARTTLS command first"))
             }
             var candidate = Envelope(heloName: heloName ?? "", esmtp: esmtp, sender: sender)
             for parameter in parameters {
@@ -309,7 +345,7 @@ public struct SMTPServerStateMachine: Sendable {
             return .send([SMTPReply(214, EnhancedStatusCode(2, 0, 0), lines: [
                 "This is hikyaku. Commands:",
                 "HELO EHLO MAIL RCPT DATA",
-                "RSET NOOP QUIT HELP VRFY",
+                "RSET NOOP QUIT HELP VRFY STARTTLS",
                 "End of HELP info",
             ])], close: false)
 

@@ -9,6 +9,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SMTPProtocol
 
 /// smtpd - the SMTP server
@@ -45,12 +46,16 @@ public final class SMTPServerShared: Sendable {
     let lookupPool: NIOThreadPool
     let aliasClients: [ObjectIdentifier: LazyIPCClient]
     let sessions = NIOLockedValueBox((active: 0, draining: false))
+    /// The server TLS context (certificate and key read before the chroot);
+    /// nil when TLS is off or the files could not be loaded.
+    let tlsContext: NIOSSLContext?
 
-    init(context: DaemonContext, group: MultiThreadedEventLoopGroup) {
+    init(context: DaemonContext, group: MultiThreadedEventLoopGroup, tlsContext: NIOSSLContext?) {
         let config = context.configuration
         hostname = config.string("myhostname")
         origin = config.string("myorigin")
-        settings = SMTPServerStateMachine.Settings(
+        self.tlsContext = tlsContext
+        var settings = SMTPServerStateMachine.Settings(
             hostname: hostname,
             greeting: config.string("smtpd_banner"),
             messageSizeLimit: config.size("message_size_limit"),
@@ -58,6 +63,9 @@ public final class SMTPServerShared: Sendable {
             hardErrorLimit: max(1, config.integer("smtpd_hard_error_limit")),
             vrfyEnabled: !config.boolean("disable_vrfy_command"),
             checksSender: !config.boolean("smtpd_delay_checks"))
+        settings.tlsAvailable = tlsContext != nil
+        settings.tlsRequired = config.string("smtpd_tls_security_level") == "encrypt"
+        self.settings = settings
         logger = context.logger
         idleTimeout = .seconds(Int64(max(1, config.seconds("smtpd_timeout"))))
         lookupTimeout = .milliseconds(Int64(max(1, config.seconds("smtpd_client_lookup_timeout")) * 1000))
@@ -75,6 +83,14 @@ public final class SMTPServerShared: Sendable {
                                                             timeout: .seconds(30))
         }
         aliasClients = clients
+    }
+
+    /// The session settings for a listener's role: submission requires TLS
+    /// before MAIL whatever smtpd_tls_security_level says.
+    func settings(for role: String) -> SMTPServerStateMachine.Settings {
+        var settings = self.settings
+        if role == "submission" { settings.tlsRequired = true }
+        return settings
     }
 
     func aliasClient(for loop: EventLoop) -> LazyIPCClient {
@@ -106,31 +122,66 @@ public final class SMTPServerShared: Sendable {
 
 public enum SMTPServerDaemon {
     public static func main() -> Never {
-        DaemonSkeleton.main(program: "smtpd", privilege: .mailOwner(chroot: true)) { context in
-            // Resolver configuration is read before the chroot hides /etc.
+        DaemonSkeleton.main(program: "smtpd", privilege: .mailOwner(chroot: true)) { context -> NIOSSLContext? in
+            // Resolver configuration is read before the chroot hides /etc,
+            // and so are the certificate and its key (readable by root only).
             _ = ClientIdentity.reverse("127.0.0.1")
-        } serve: { context, _ in
-            try serve(context)
+            return loadTLS(context)
+        } serve: { context, tls in
+            try serve(context, tls: tls)
         }
     }
 
-    static func serve(_ context: DaemonContext) throws {
+    /// The TLS context from smtpd_tls_cert_file and smtpd_tls_key_file: TLS
+    /// 1.2 or later. Without usable files STARTTLS is not offered (logged),
+    /// and an implicit-TLS listener cannot serve.
+    static func loadTLS(_ context: DaemonContext) -> NIOSSLContext? {
+        let config = context.configuration
+        let roles = context.listenRoles
+        guard config.string("smtpd_tls_security_level") != "none" || roles.contains("submission") || roles.contains("smtps") else {
+            return nil
+        }
+        let certFile = config.string("smtpd_tls_cert_file"), keyFile = config.string("smtpd_tls_key_file")
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(certFile)
+            guard !chain.isEmpty else { throw ConfigError(file: certFile, line: 0, key: "smtpd_tls_cert_file", reason: "no certificate in the file") }
+            let key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
+            var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+            tls.minimumTLSVersion = .tlsv12
+            return try NIOSSLContext(configuration: tls)
+        } catch {
+            context.logger.warning("TLS is not available: cannot load \(certFile) and \(keyFile): \(error)")
+            return nil
+        }
+    }
+
+    static func serve(_ context: DaemonContext, tls: NIOSSLContext?) throws {
         guard !context.listenFDs.isEmpty else {
             context.logger.critical("smtpd needs listening sockets from the master")
             exit(1)
         }
         let threads = max(1, min(4, System.coreCount))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let shared = SMTPServerShared(context: context, group: group)
+        let shared = SMTPServerShared(context: context, group: group, tlsContext: tls)
         var listeners: [Channel] = []
-        for fd in context.listenFDs {
+        for (index, fd) in context.listenFDs.enumerated() {
+            let role = index < context.listenRoles.count ? context.listenRoles[index] : "smtp"
+            if role == "smtps" && tls == nil {
+                context.logger.error("smtps_listen: no TLS certificate, so the implicit-TLS port is not served")
+                continue
+            }
+            let settings = shared.settings(for: role)
             let channel = try ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 1024)
                 .childChannelOption(.socketOption(.so_keepalive), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if role == "smtps", let tls {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                        }
                         try channel.pipeline.syncOperations.addHandler(
-                            SMTPSessionHandler(server: shared, remote: channel.remoteAddress))
+                            SMTPSessionHandler(server: shared, remote: channel.remoteAddress, settings: settings,
+                                               implicitTLS: role == "smtps"))
                     }
                 }
                 .withBoundSocket(fd)

@@ -5,6 +5,8 @@ import Logging
 import MailCore
 import NIOCore
 import NIOPosix
+import NIOSSL
+import NIOTLS
 import SMTPProtocol
 
 /// Carries out one SMTP session: bytes in, the pure state machine decides,
@@ -39,10 +41,17 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var idleTimer: Scheduled<Void>? = nil
     var counts: [(verb: String, total: Int, ok: Int)] = []
     var connectLogged = false
+    /// The negotiated version once TLS is up, for the log and Received:.
+    var tlsVersion: String? = nil
+    /// An implicit-TLS port (smtps, 465): TLS from the first byte.
+    let implicitTLS: Bool
 
-    init(server: SMTPServerShared, remote: SocketAddress?) {
+    init(server: SMTPServerShared, remote: SocketAddress?, settings: SMTPServerStateMachine.Settings? = nil,
+         implicitTLS: Bool = false) {
         self.server = server
-        machine = SMTPServerStateMachine(settings: server.settings)
+        self.implicitTLS = implicitTLS
+        machine = SMTPServerStateMachine(settings: settings ?? server.settings)
+        if implicitTLS { machine.beginsInTLS() }
         identity = ClientIdentity(remote: remote)
         input = ByteBuffer()
     }
@@ -98,6 +107,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if error is NIOSSLError || error is BoringSSLError {
+            logger.info("TLS handshake or session failed with \(identity.logName): \(error)")
+        }
         context.close(promise: nil)
     }
 
@@ -235,7 +247,61 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             abortOpenTransaction()
             write(replies)
             if close { closeAfterFlush() }
+
+        case .startTLS(let reply):
+            startTLS(reply)
         }
+    }
+
+    // MARK: TLS
+
+    /// STARTTLS (RFC 3207): the 220 goes out in plain text, then whatever
+    /// the client pipelined after the command is thrown away unread, so no
+    /// plain-text command is ever answered inside TLS (CVE-2011-0411), and
+    /// TLS is put under the session.
+    func startTLS(_ reply: SMTPReply) {
+        guard let tlsContext = server.tlsContext else {
+            write([SMTPReply(454, EnhancedStatusCode(4, 7, 0), "TLS not available due to local problem")])
+            return
+        }
+        write([reply])
+        context.flush()
+        if input.readableBytes > 0 {
+            logger.warning("\(identity.logName): \(input.readableBytes) bytes sent after STARTTLS were discarded")
+        }
+        input.clear()
+        waiting = true
+        do {
+            try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext), position: .first)
+        } catch {
+            logger.warning("cannot start TLS for \(identity.logName): \(error)")
+            closeAfterFlush()
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls {
+            let version: String
+            switch (try? context.pipeline.syncOperations.nioSSL_tlsVersion()) ?? nil {
+            case .tlsv13: version = "TLSv1.3"
+            case .tlsv12: version = "TLSv1.2"
+            case .tlsv11: version = "TLSv1.1"
+            case .tlsv1: version = "TLSv1"
+            case nil: version = "TLS"
+            }
+            tlsVersion = version
+            logger.info("\(version) connection established from \(identity.logName)")
+            if implicitTLS {
+                // The greeting was written before the handshake and waits in
+                // the TLS handler; nothing else to do.
+                return
+            }
+            machine.tlsStarted()
+            waiting = false
+            process()
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func closeAfterFlush() {
@@ -351,8 +417,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
         waiting = true
         let recipients = envelope.recipients.map { $0.qualified(with: server.origin).description }
-        // RFC 6531 section 3.7.4: UTF8SMTP in Received: for SMTPUTF8 mail.
-        let protocolName = envelope.smtpUTF8 ? "UTF8SMTP" : envelope.esmtp ? "ESMTP" : "SMTP"
+        // RFC 3848 (ESMTPS over TLS) and RFC 6531 section 3.7.4 (UTF8SMTP).
+        let tls = machine.tlsActive ? "S" : ""
+        let protocolName = envelope.smtpUTF8 ? "UTF8SMTP" + tls : envelope.esmtp ? "ESMTP" + tls : "SMTP" + tls
         var begin = CleanupProtocol.Begin(
             origin: .smtp, sender: senderText(envelope), recipients: recipients,
             clientName: identity.resolve == .ok ? identity.name : "unknown", clientAddress: identity.address,
@@ -392,7 +459,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                             heloName: envelope.heloName,
                             clientName: self.identity.name.hasPrefix("[") || self.identity.resolve != .ok ? "unknown" : self.identity.name,
                             clientAddress: self.identity.address, hostname: self.server.hostname,
-                            protocolName: protocolName, queueID: id, recipients: recipients, date: date)
+                            protocolName: protocolName, queueID: id, recipients: recipients, date: date,
+                            tls: self.tlsVersion)
                         self.dataOutput.append(contentsOf: Array(received.utf8))
                         self.count("data", ok: true)
                         self.perform(self.machine.dataStarted())

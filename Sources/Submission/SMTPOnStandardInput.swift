@@ -124,6 +124,10 @@ enum SMTPOnStandardInput {
                 case .abortMessage(let replies, let close):
                     send(replies)
                     return !close
+                case .startTLS:
+                    // Never offered on standard input (tlsAvailable is false).
+                    send([SMTPReply(502, EnhancedStatusCode(5, 5, 1), "Error: command not implemented")])
+                    return true
                 }
             }
         }

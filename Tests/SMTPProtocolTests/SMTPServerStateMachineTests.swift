@@ -194,3 +194,49 @@ struct ReceivedHeaderTests {
                 == ["500 5.5.2 Error: bad UTF-8 syntax"])
     }
 }
+
+@Suite("STARTTLS in the server state machine")
+struct SMTPServerStartTLSTests {
+    static func send(_ machine: inout SMTPServerStateMachine, _ line: String) -> SMTPServerStateMachine.Action {
+        machine.receive(line: Array(line.utf8))
+    }
+
+    @Test("offered until TLS is up, then refused with 503; everything from before is forgotten")
+    func startTLS() {
+        var settings = SMTPServerStateMachine.Settings(hostname: "mx")
+        settings.tlsAvailable = true
+        var machine = SMTPServerStateMachine(settings: settings)
+        _ = machine.greeting()
+        guard case .send(let ehlo, _) = Self.send(&machine, "EHLO c") else { Issue.record("no EHLO reply"); return }
+        #expect(ehlo[0].lines.contains("STARTTLS"))
+        #expect(Self.send(&machine, "STARTTLS now") == .send([SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Syntax: STARTTLS")], close: false))
+        #expect(Self.send(&machine, "STARTTLS") == .startTLS(SMTPReply(220, EnhancedStatusCode(2, 0, 0), "Ready to start TLS")))
+        machine.tlsStarted()
+        #expect(machine.tlsActive)
+        // RFC 3207: the client must greet again.
+        #expect(Self.send(&machine, "MAIL FROM:<a@b>") == .send([SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: send HELO/EHLO first")], close: false))
+        guard case .send(let again, _) = Self.send(&machine, "EHLO c") else { Issue.record("no EHLO reply"); return }
+        #expect(!again[0].lines.contains("STARTTLS"))
+        #expect(Self.send(&machine, "STARTTLS") == .send([SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: TLS already active")], close: false))
+    }
+
+    @Test("not offered without a certificate; required before MAIL when the level or the port says so")
+    func requiredAndUnavailable() {
+        var plain = SMTPServerStateMachine(settings: .init(hostname: "mx"))
+        _ = plain.greeting()
+        _ = Self.send(&plain, "EHLO c")
+        #expect(Self.send(&plain, "STARTTLS") == .send([SMTPReply(502, EnhancedStatusCode(5, 5, 1), "Error: command not implemented")], close: false))
+        var settings = SMTPServerStateMachine.Settings(hostname: "mx")
+        settings.tlsAvailable = true
+        settings.tlsRequired = true
+        var strict = SMTPServerStateMachine(settings: settings)
+        _ = strict.greeting()
+        _ = Self.send(&strict, "EHLO c")
+        #expect(Self.send(&strict, "MAIL FROM:<a@b>") == .send([SMTPReply(530, EnhancedStatusCode(5, 7, 0), "Must issue a STARTTLS command first")], close: false))
+        var implicit = SMTPServerStateMachine(settings: settings)
+        implicit.beginsInTLS()
+        _ = implicit.greeting()
+        _ = Self.send(&implicit, "EHLO c")
+        #expect(Self.send(&implicit, "MAIL FROM:<a@b>") == .send([SMTPReply(250, EnhancedStatusCode(2, 1, 0), "Ok")], close: false))
+    }
+}

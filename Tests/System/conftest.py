@@ -118,6 +118,8 @@ local_host_names_file = {self.etc}/local-host-names
 dns_resolver = 127.0.0.1:{DEAD_DNS_PORT}
 dns_timeout = 1s
 dns_attempts = 1
+# No STARTTLS unless a test gives smtpd a certificate (test_tls.py).
+smtpd_tls_security_level = none
 {extra}
 """)
 

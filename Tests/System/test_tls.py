@@ -1,0 +1,132 @@
+"""smtpd over TLS: STARTTLS on port 25 and on submission, implicit TLS on
+smtps, the versions it will speak, and the STARTTLS command injection
+(CVE-2011-0411) that a plain-text pipeline must never get past."""
+import os
+import re
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import HOSTNAME, free_port
+
+
+def certificate(directory):
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", f"/CN={HOSTNAME}"], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def tls_mta(make_mta):
+    def factory(extra=""):
+        mta = make_mta(start=False)
+        cert, key = certificate(mta.etc)
+        mta.submission_port, mta.smtps_port = free_port(), free_port()
+        mta.write_config(f"smtpd_tls_security_level = may\nsmtpd_tls_cert_file = {cert}\nsmtpd_tls_key_file = {key}\n"
+                         f"submission_listen = 127.0.0.1:{mta.submission_port}\nsmtps_listen = 127.0.0.1:{mta.smtps_port}\n{extra}")
+        mta.start()
+        return mta
+    return factory
+
+
+def read_reply(stream):
+    lines = []
+    while True:
+        line = stream.readline()
+        if not line:
+            return lines
+        lines.append(line.decode().rstrip("\r\n"))
+        if len(line) > 3 and line[3:4] == b" ":
+            return lines
+
+
+def test_starttls_then_mail_over_tls(tls_mta):
+    mta = tls_mta()
+    swaks = subprocess.run(["swaks", "--server", f"127.0.0.1:{mta.port}", "--tls", "--from", "a@client.example",
+                            "--to", f"hkt-alice@{HOSTNAME}", "--header", "Subject: over tls"],
+                           capture_output=True, text=True, timeout=60)
+    assert swaks.returncode == 0, swaks.stdout + swaks.stderr
+    assert "<-  220 2.0.0 Ready to start TLS" in swaks.stdout
+    # After the handshake EHLO no longer offers STARTTLS.
+    after = swaks.stdout.split("TLS started")[1]
+    assert "STARTTLS" not in after.split("~> MAIL FROM")[0]
+    data = mta.wait_mbox("hkt-alice", 1).decode()
+    assert re.search(r"Received: from client\.example\.org \(localhost \[127\.0\.0\.1\]\)\n\t\(using TLSv1\.[23]\)\n\tby mail\.example\.test \(hikyaku\) with ESMTPS id ", data) or \
+        re.search(r"\(using TLSv1\.[23]\)\n\tby mail\.example\.test \(hikyaku\) with ESMTPS id ", data), data
+    mta.wait_log(r"smtpd\[\d+\]: TLSv1\.[23] connection established from localhost\[127\.0\.0\.1\]")
+
+
+def test_openssl_s_client_and_tls_versions(tls_mta):
+    mta = tls_mta()
+    def s_client(*options):
+        return subprocess.run(["openssl", "s_client", "-starttls", "smtp", "-connect", f"127.0.0.1:{mta.port}", *options],
+                              input=b"QUIT\r\n", capture_output=True, timeout=30)
+    ok = s_client("-tls1_2")
+    assert ok.returncode == 0 and b"Protocol  : TLSv1.2" in ok.stdout, ok.stdout.decode() + ok.stderr.decode()
+    assert b"New, TLSv1.3, Cipher is" in s_client().stdout
+    for old in ("-tls1", "-tls1_1"):
+        refused = s_client(old)
+        assert refused.returncode != 0 or b"Cipher is (NONE)" in refused.stdout, old
+
+
+def test_a_second_starttls_gets_503(tls_mta):
+    mta = tls_mta()
+    with socket.create_connection(("127.0.0.1", mta.port), timeout=10) as raw:
+        stream = raw.makefile("rb")
+        read_reply(stream)
+        raw.sendall(b"EHLO c\r\n"); read_reply(stream)
+        raw.sendall(b"STARTTLS\r\n")
+        assert read_reply(stream) == ["220 2.0.0 Ready to start TLS"]
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        tls = context.wrap_socket(raw, server_hostname=HOSTNAME)
+        tstream = tls.makefile("rb")
+        tls.sendall(b"EHLO c\r\n"); read_reply(tstream)
+        tls.sendall(b"STARTTLS\r\n")
+        assert read_reply(tstream) == ["503 5.5.1 Error: TLS already active"]
+
+
+def test_starttls_command_injection_is_not_answered(tls_mta):
+    """CVE-2011-0411: commands pipelined after STARTTLS in plain text must
+    be thrown away, not answered inside TLS as if the client sent them."""
+    mta = tls_mta()
+    with socket.create_connection(("127.0.0.1", mta.port), timeout=10) as raw:
+        stream = raw.makefile("rb")
+        read_reply(stream)
+        raw.sendall(b"EHLO c\r\n"); read_reply(stream)
+        raw.sendall(b"STARTTLS\r\nRSET\r\nMAIL FROM:<injected@evil.example>\r\n")
+        assert read_reply(stream) == ["220 2.0.0 Ready to start TLS"]
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        tls = context.wrap_socket(raw, server_hostname=HOSTNAME)
+        tstream = tls.makefile("rb")
+        tls.sendall(b"NOOP\r\n")
+        # The first reply inside TLS answers NOOP, not the injected RSET.
+        assert read_reply(tstream) == ["250 2.0.0 Ok"]
+        tls.sendall(b"EHLO c\r\nRCPT TO:<hkt-alice@example.test>\r\n")
+        read_reply(tstream)
+        # The injected MAIL was never taken.
+        assert read_reply(tstream) == ["503 5.5.1 Error: need MAIL command"]
+    mta.wait_log(r"bytes sent after STARTTLS were discarded")
+
+
+def test_submission_requires_tls_and_smtps_speaks_tls_at_once(tls_mta):
+    mta = tls_mta()
+    with socket.create_connection(("127.0.0.1", mta.submission_port), timeout=10) as raw:
+        stream = raw.makefile("rb")
+        read_reply(stream)
+        raw.sendall(b"EHLO c\r\n")
+        assert "250-STARTTLS" in read_reply(stream)
+        raw.sendall(b"MAIL FROM:<a@client.example>\r\n")
+        assert read_reply(stream) == ["530 5.7.0 Must issue a STARTTLS command first"]
+    swaks = subprocess.run(["swaks", "--server", f"127.0.0.1:{mta.smtps_port}", "--tlsc", "--from", "a@client.example",
+                            "--to", f"hkt-bob@{HOSTNAME}", "--header", "Subject: smtps"],
+                           capture_output=True, text=True, timeout=60)
+    assert swaks.returncode == 0, swaks.stdout + swaks.stderr
+    assert "STARTTLS" not in swaks.stdout.split("~> MAIL FROM")[0].split("TLS started")[1]
+    assert b"with ESMTPS id" in mta.wait_mbox("hkt-bob", 1)
