@@ -67,6 +67,7 @@ public final class AliasDaemon: @unchecked Sendable {
         decisions = RecipientDecisions(tables: RoutingTables(localDomains: []), aliases: AliasFile(),
                                        delayChecks: configuration.boolean("smtpd_delay_checks"),
                                        userExists: { PasswdEntry.lookup(name: $0) != nil })
+        decisions.senderLoginCheck = configuration.boolean("smtpd_sender_login_check")
         reloadIfChanged(force: true)
     }
 

@@ -11,6 +11,9 @@ public struct RecipientDecisions: Sendable {
     /// false: the client cannot make relaying allowed (AccessPolicy);
     /// `sendmail -bs` for a user other than root.
     public var clientMayRelay: Bool
+    /// An authenticated client may only send as addresses it owns
+    /// (`smtpd_sender_login_check`).
+    public var senderLoginCheck = true
     public var userExists: @Sendable (String) -> Bool
 
     public init(tables: RoutingTables, aliases: AliasFile, delayChecks: Bool = true, clientMayRelay: Bool = true,
@@ -63,11 +66,40 @@ public struct RecipientDecisions: Sendable {
         }
     }
 
+    static func client(_ request: AliasProtocol.RecipientCheck) -> ClientInfo {
+        ClientInfo(address: request.clientAddress, name: request.clientName,
+                   resolve: ClientInfo.Resolve(rawValue: request.clientResolve) ?? .ok,
+                   authenticatedUser: request.authenticatedUser.isEmpty ? nil : request.authenticatedUser)
+    }
+
+    /// Whether an authenticated user may send as `sender` (Postfix's
+    /// reject_sender_login_mismatch): the null sender, the user's own name,
+    /// or an address of a local or virtual domain whose route ends at the
+    /// user (`user`, `user+detail`, a virtusertable entry naming the user).
+    public func senderOwned(_ sender: String, by user: String) -> Bool {
+        if sender.isEmpty || sender.asciiLowercased() == user.asciiLowercased() { return true }
+        guard let at = sender.lastIndex(of: "@") else { return false }
+        let domain = String(sender[sender.index(after: at)...])
+        guard tables.isLocal(domain) || tables.isVirtual(domain) else { return false }
+        let (resolution, _) = resolve(sender)
+        guard resolution.routeClass == .local else { return false }
+        let (local, _) = SendmailAddress.splitDetail(resolution.localUser.asciiLowercased())
+        return local == user.asciiLowercased() || resolution.localUser.asciiLowercased() == user.asciiLowercased()
+    }
+
+    /// The refusal for a sender an authenticated user does not own.
+    func loginMismatch(_ request: AliasProtocol.RecipientCheck) -> AliasProtocol.RecipientVerdict? {
+        guard senderLoginCheck, !request.authenticatedUser.isEmpty,
+              !senderOwned(request.sender, by: request.authenticatedUser) else { return nil }
+        return .reject(SMTPReply(553, EnhancedStatusCode(5, 7, 1),
+                                 "<\(request.sender)>: Sender address rejected: not owned by user \(request.authenticatedUser)"))
+    }
+
     /// smtpd's MAIL decision without delay_checks: check_relay for the
     /// client, then check_mail for the sender.
     public func checkSender(_ request: AliasProtocol.RecipientCheck) -> (AliasProtocol.RecipientVerdict, steps: [String]) {
-        let client = ClientInfo(address: request.clientAddress, name: request.clientName,
-                                resolve: ClientInfo.Resolve(rawValue: request.clientResolve) ?? .ok)
+        if let refusal = loginMismatch(request) { return (refusal, ["the sender is not the authenticated user's"]) }
+        let client = Self.client(request)
         let connect = policy.checkRelay(client)
         var steps = connect.steps
         var decision = connect.value
@@ -93,8 +125,8 @@ public struct RecipientDecisions: Sendable {
     /// smtpd's RCPT decision: sendmail's access checks, then the recipient's
     /// route. Replies carry the address as sendmail's do: `<addr>... text`.
     public func check(_ request: AliasProtocol.RecipientCheck) -> (AliasProtocol.RecipientVerdict, steps: [String]) {
-        let client = ClientInfo(address: request.clientAddress, name: request.clientName,
-                                resolve: ClientInfo.Resolve(rawValue: request.clientResolve) ?? .ok)
+        if let refusal = loginMismatch(request) { return (refusal, ["the sender is not the authenticated user's"]) }
+        let client = Self.client(request)
         let sender = request.sender.isEmpty ? "<>" : "<\(request.sender)>"
         let outcome = policy.evaluate(client: client, sender: sender, recipient: "<\(request.recipient)>")
         var steps = outcome.steps

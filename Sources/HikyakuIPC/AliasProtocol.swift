@@ -115,13 +115,17 @@ public enum AliasProtocol {
         /// The MAIL FROM address, without brackets; empty for `<>`.
         public var sender: String
         public var recipient: String
+        /// The user the client authenticated as (SMTP AUTH); empty if none.
+        public var authenticatedUser: String
 
-        public init(clientAddress: String, clientName: String, clientResolve: String, sender: String, recipient: String) {
+        public init(clientAddress: String, clientName: String, clientResolve: String, sender: String, recipient: String,
+                    authenticatedUser: String = "") {
             self.clientAddress = clientAddress
             self.clientName = clientName
             self.clientResolve = clientResolve
             self.sender = sender
             self.recipient = recipient
+            self.authenticatedUser = authenticatedUser
         }
 
         /// The question for one RCPT; with `forSender`, the question at MAIL
@@ -133,6 +137,7 @@ public enum AliasProtocol {
             f.add(.clientResolve, clientResolve)
             f.add(.sender, sender)
             f.add(.recipient, recipient)
+            if !authenticatedUser.isEmpty { f.add(.authenticatedUser, authenticatedUser) }
             return f
         }
 
@@ -145,6 +150,7 @@ public enum AliasProtocol {
             clientResolve = frame.string(.clientResolve) ?? "OK"
             sender = frame.string(.sender) ?? ""
             recipient = frame.string(.recipient) ?? ""
+            authenticatedUser = frame.string(.authenticatedUser) ?? ""
         }
     }
 

@@ -111,4 +111,6 @@ public enum IPCKey: UInt16, Sendable {
     case smtpUTF8 = 64
     /// The peer took the message with DSN support (RFC 3461 "relayed" otherwise).
     case peerDSN = 65
+    /// smtpd: the user the client authenticated as (SMTP AUTH), or absent.
+    case authenticatedUser = 66
 }

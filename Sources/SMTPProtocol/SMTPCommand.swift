@@ -24,6 +24,8 @@ public enum SMTPCommand: Hashable, Sendable {
     case noop
     case quit
     case startTLS
+    /// AUTH mechanism [initial-response] (RFC 4954).
+    case auth(String, String?)
     case help(String?)
     case vrfy(String)
 }
@@ -82,6 +84,10 @@ extension SMTPCommand {
             return .rset
         case "NOOP":
             return .noop
+        case "AUTH":
+            let words = argument.split(separator: " ", omittingEmptySubsequences: true)
+            guard (1...2).contains(words.count) else { throw .syntax(verb: verb) }
+            return .auth(words[0].uppercased(), words.count == 2 ? String(words[1]) : nil)
         case "STARTTLS":
             guard argument.isEmpty else { throw .syntax(verb: verb) }
             return .startTLS

@@ -25,6 +25,12 @@ public struct SMTPServerStateMachine: Sendable {
         public var tlsAvailable = false
         /// MAIL is refused until the session runs over TLS.
         public var tlsRequired = false
+        /// AUTH PLAIN and LOGIN are offered, over TLS only.
+        public var authEnabled = false
+        /// MAIL is refused until the client has authenticated (submission).
+        public var authRequired = false
+        /// Failed AUTH attempts after which the session ends.
+        public var authFailureLimit = 3
 
         public init(hostname: String, greeting: String? = nil, messageSizeLimit: Int = 10_240_000,
                     recipientLimit: Int = 1000, hardErrorLimit: Int = 20, vrfyEnabled: Bool = true,
@@ -107,6 +113,18 @@ public struct SMTPServerStateMachine: Sendable {
         /// STARTTLS in plain text, put TLS under the connection, and call
         /// ``tlsStarted()`` once the handshake is done.
         case startTLS(SMTPReply)
+        /// Check these credentials (mechanism named for the log), then call
+        /// ``authenticationFinished(_:)``.
+        case authenticate(SASLCredentials, mechanism: String)
+    }
+
+    /// What the authentication service said.
+    public enum AuthenticationResult: Equatable, Sendable {
+        /// The user the service names.
+        case success(String)
+        case failure(String)
+        /// The service could not be asked.
+        case unavailable(String)
     }
 
     enum State: Sendable, Equatable {
@@ -119,6 +137,11 @@ public struct SMTPServerStateMachine: Sendable {
         case data
         case committing
         case closed
+        /// An AUTH exchange waits for the client's next line: PLAIN's
+        /// message, or LOGIN's user name (user nil) or password.
+        case authenticating(mechanism: String, user: String?)
+        /// The credentials are being checked.
+        case checkingCredentials
     }
 
     public let settings: Settings
@@ -130,6 +153,9 @@ public struct SMTPServerStateMachine: Sendable {
     /// The session runs over TLS (after STARTTLS, or from the start on an
     /// implicit-TLS port).
     public private(set) var tlsActive = false
+    /// The user the session authenticated as (SMTP AUTH).
+    public private(set) var authenticatedUser: String? = nil
+    public private(set) var authFailures = 0
 
     public init(settings: Settings) {
         self.settings = settings
@@ -151,6 +177,61 @@ public struct SMTPServerStateMachine: Sendable {
         tlsActive = true
     }
 
+    /// One line of an AUTH exchange (or AUTH's initial response).
+    mutating func continueAuthentication(_ line: [UInt8], mechanism: String, user: String?) -> Action {
+        state = .ready
+        if line == [UInt8(ascii: "*")] {
+            return error(SMTPReply(501, EnhancedStatusCode(5, 7, 0), "Authentication aborted"))
+        }
+        // "=" is an empty initial response (RFC 4954 section 4).
+        guard let decoded = line == [UInt8(ascii: "=")] ? [] : Base64.decode(String(decoding: line, as: UTF8.self)) else {
+            return error(SMTPReply(501, EnhancedStatusCode(5, 5, 2), "Cannot decode response"))
+        }
+        switch mechanism {
+        case "PLAIN":
+            guard let credentials = SASLCredentials(plain: decoded) else {
+                return authFailed(SMTPReply(535, EnhancedStatusCode(5, 7, 8), "Error: authentication failed: malformed PLAIN message"))
+            }
+            state = .checkingCredentials
+            return .authenticate(credentials, mechanism: "PLAIN")
+        default:
+            guard decoded.count <= 255, let text = String(validating: decoded, as: UTF8.self), !text.utf8.contains(0) else {
+                return error(SMTPReply(501, EnhancedStatusCode(5, 5, 2), "Cannot decode response"))
+            }
+            guard let user else {
+                state = .authenticating(mechanism: "LOGIN", user: text)
+                return .send([SMTPReply(334, nil, "UGFzc3dvcmQ6")], close: false)
+            }
+            state = .checkingCredentials
+            return .authenticate(SASLCredentials(user: user, password: text), mechanism: "LOGIN")
+        }
+    }
+
+    /// The authentication service's answer.
+    public mutating func authenticationFinished(_ result: AuthenticationResult) -> Action {
+        precondition(state == .checkingCredentials, "authenticationFinished without a pending check")
+        state = .ready
+        switch result {
+        case .success(let user):
+            authenticatedUser = user
+            return .send([SMTPReply(235, EnhancedStatusCode(2, 7, 0), "Authentication successful")], close: false)
+        case .failure(let reason):
+            return authFailed(SMTPReply(535, EnhancedStatusCode(5, 7, 8),
+                                        reason.isEmpty ? "Error: authentication failed" : "Error: authentication failed: \(reason)"))
+        case .unavailable:
+            return error(SMTPReply(454, EnhancedStatusCode(4, 7, 0), "Temporary authentication failure"))
+        }
+    }
+
+    mutating func authFailed(_ reply: SMTPReply) -> Action {
+        authFailures += 1
+        if authFailures >= settings.authFailureLimit {
+            state = .closed
+            return .send([reply, SMTPReply(421, EnhancedStatusCode(4, 7, 0), "\(settings.hostname) Error: too many failed authentication attempts")], close: true)
+        }
+        return error(reply)
+    }
+
     /// The TLS handshake is done: RFC 3207 section 4.2, everything known
     /// from before it is forgotten, and the client must say EHLO again.
     public mutating func tlsStarted() {
@@ -159,6 +240,7 @@ public struct SMTPServerStateMachine: Sendable {
         heloName = nil
         esmtp = false
         envelope = nil
+        authenticatedUser = nil
     }
 
     public mutating func greeting() -> Action {
@@ -179,9 +261,12 @@ public struct SMTPServerStateMachine: Sendable {
     // MARK: Commands
 
     public mutating func receive(line: some Collection<UInt8>) -> Action {
-        precondition(state != .data && state != .committing && state != .opening && !isVerifying,
-                     "input fed while an action is pending")
+        precondition(state != .data && state != .committing && state != .opening && !isVerifying
+                     && state != .checkingCredentials, "input fed while an action is pending")
         guard state != .closed else { return .send([], close: true) }
+        if case .authenticating(let mechanism, let user) = state {
+            return continueAuthentication(Array(line), mechanism: mechanism, user: user)
+        }
         let command: SMTPCommand
         do {
             command = try SMTPCommand.parse(line)
@@ -201,8 +286,42 @@ public struct SMTPServerStateMachine: Sendable {
             }
             var keywords = [settings.hostname, "PIPELINING", "SIZE \(settings.messageSizeLimit)"]
             if settings.tlsAvailable && !tlsActive { keywords.append("STARTTLS") }
+            if settings.authEnabled && tlsActive { keywords.append("AUTH PLAIN LOGIN") }
             keywords += ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"]
             return .send([SMTPReply(250, nil, lines: keywords)], close: false)
+
+        case .auth(let mechanism, let initial):
+            guard settings.authEnabled else {
+                return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: authentication not enabled"))
+            }
+            guard state != .connected else {
+                return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: send HELO/EHLO first"))
+            }
+            guard authenticatedUser == nil else {
+                return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: already authenticated"))
+            }
+            guard envelope == nil else {
+                return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: MAIL transaction in progress"))
+            }
+            guard tlsActive else {
+                return error(SMTPReply(538, EnhancedStatusCode(5, 7, 11), "Encryption required for requested authentication mechanism"))
+            }
+            switch mechanism {
+            case "PLAIN":
+                guard let initial else {
+                    state = .authenticating(mechanism: "PLAIN", user: nil)
+                    return .send([SMTPReply(334, nil, "")], close: false)
+                }
+                return continueAuthentication(Array(initial.utf8), mechanism: "PLAIN", user: nil)
+            case "LOGIN":
+                guard let initial else {
+                    state = .authenticating(mechanism: "LOGIN", user: nil)
+                    return .send([SMTPReply(334, nil, "VXNlcm5hbWU6")], close: false)
+                }
+                return continueAuthentication(Array(initial.utf8), mechanism: "LOGIN", user: nil)
+            default:
+                return error(SMTPReply(504, EnhancedStatusCode(5, 5, 4), "Unsupported authentication mechanism"))
+            }
 
         case .startTLS:
             guard !tlsActive else {
@@ -225,6 +344,9 @@ public struct SMTPServerStateMachine: Sendable {
             }
             guard tlsActive || !settings.tlsRequired else {
                 return error(SMTPReply(530, EnhancedStatusCode(5, 7, 0), "Must issue a STARTTLS command first"))
+            }
+            guard authenticatedUser != nil || !settings.authRequired else {
+                return error(SMTPReply(530, EnhancedStatusCode(5, 7, 0), "Authentication required"))
             }
             var candidate = Envelope(heloName: heloName ?? "", esmtp: esmtp, sender: sender)
             for parameter in parameters {
@@ -252,6 +374,12 @@ public struct SMTPServerStateMachine: Sendable {
                         return error(SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad RET parameter syntax"))
                     }
                     candidate.ret = ret
+                case "AUTH" where settings.authEnabled:
+                    // RFC 4954 section 5: the identity a relaying server
+                    // vouches for. Checked for syntax and not trusted.
+                    guard let value = parameter.value, value == "<>" || XText.decode(value) != nil else {
+                        return error(SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad AUTH parameter syntax"))
+                    }
                 case "SMTPUTF8":
                     // RFC 6531 section 3.4: no value, once.
                     guard parameter.value == nil, !candidate.smtpUTF8 else {

@@ -49,6 +49,12 @@ public final class SMTPServerShared: Sendable {
     /// The server TLS context (certificate and key read before the chroot);
     /// nil when TLS is off or the files could not be loaded.
     let tlsContext: NIOSSLContext?
+    /// Dovecot's authentication socket, as smtpd sees it (in the chroot).
+    let saslPath: String
+    let authOnPort25: Bool
+    let authFailureLimit: Int
+    /// Failed AUTH attempts per client address, with their times.
+    let authFailures = NIOLockedValueBox([String: [Int]]())
 
     init(context: DaemonContext, group: MultiThreadedEventLoopGroup, tlsContext: NIOSSLContext?) {
         let config = context.configuration
@@ -65,7 +71,12 @@ public final class SMTPServerShared: Sendable {
             checksSender: !config.boolean("smtpd_delay_checks"))
         settings.tlsAvailable = tlsContext != nil
         settings.tlsRequired = config.string("smtpd_tls_security_level") == "encrypt"
+        authOnPort25 = config.boolean("smtpd_sasl_auth_enable")
+        settings.authEnabled = authOnPort25 && tlsContext != nil
         self.settings = settings
+        let sasl = config.string("smtpd_sasl_path")
+        saslPath = sasl.hasPrefix("/") ? sasl : context.spool.join(sasl)
+        authFailureLimit = max(1, config.integer("smtpd_client_auth_failure_limit"))
         logger = context.logger
         idleTimeout = .seconds(Int64(max(1, config.seconds("smtpd_timeout"))))
         lookupTimeout = .milliseconds(Int64(max(1, config.seconds("smtpd_client_lookup_timeout")) * 1000))
@@ -89,8 +100,36 @@ public final class SMTPServerShared: Sendable {
     /// before MAIL whatever smtpd_tls_security_level says.
     func settings(for role: String) -> SMTPServerStateMachine.Settings {
         var settings = self.settings
-        if role == "submission" { settings.tlsRequired = true }
+        if role == "submission" || role == "smtps" {
+            // RFC 6409: submission is for authenticated users, over TLS.
+            settings.tlsRequired = true
+            settings.authEnabled = tlsContext != nil
+            settings.authRequired = true
+        }
         return settings
+    }
+
+    static let authFailureWindow = 600
+
+    /// Too many failed AUTH attempts from this address lately.
+    func authFailuresExceeded(_ address: String) -> Bool {
+        let now = WallClock.seconds()
+        return authFailures.withLockedValue { table in
+            let recent = (table[address] ?? []).filter { now - $0 < Self.authFailureWindow }
+            table[address] = recent.isEmpty ? nil : recent
+            return recent.count >= authFailureLimit
+        }
+    }
+
+    func noteAuthFailure(_ address: String) {
+        let now = WallClock.seconds()
+        authFailures.withLockedValue { table in
+            var recent = (table[address] ?? []).filter { now - $0 < Self.authFailureWindow }
+            recent.append(now)
+            table[address] = recent
+            // A client spraying addresses cannot grow the table without end.
+            if table.count > 10_000 { table = table.filter { $0.value.contains { now - $0 < 60 } } }
+        }
     }
 
     func aliasClient(for loop: EventLoop) -> LazyIPCClient {

@@ -107,7 +107,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is NIOSSLError || error is BoringSSLError {
+        if let tls = error as? NIOSSLError, case .uncleanShutdown = tls {
+            // A client that hangs up without close_notify: common, harmless.
+        } else if error is NIOSSLError || error is BoringSSLError {
             logger.info("TLS handshake or session failed with \(identity.logName): \(error)")
         }
         context.close(promise: nil)
@@ -186,7 +188,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         context.flush()
     }
 
-    static let knownVerbs: Set<String> = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "quit", "help", "vrfy"]
+    static let knownVerbs: Set<String> = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "quit", "help", "vrfy", "starttls", "auth"]
 
     static func verb(of line: ByteBufferView.SubSequence) -> String {
         let word = line.prefix(while: { $0 != 32 && $0 != 9 }).prefix(8)
@@ -250,7 +252,41 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
         case .startTLS(let reply):
             startTLS(reply)
+
+        case .authenticate(let credentials, let mechanism):
+            authenticate(credentials, mechanism: mechanism)
         }
+    }
+
+    // MARK: AUTH
+
+    /// Checks credentials with Dovecot's authentication service. A client
+    /// that failed too often lately (smtpd_client_auth_failure_limit) is
+    /// refused without asking; every failure is logged with its address.
+    func authenticate(_ credentials: SASLCredentials, mechanism: String) {
+        waiting = true
+        let address = identity.address
+        if server.authFailuresExceeded(address) {
+            logger.warning("\(identity.logName): SASL \(mechanism) authentication refused: too many failures from this client")
+            resume { perform(machine.authenticationFinished(.failure("too many failed attempts from this address, try later"))) }
+            return
+        }
+        let local = context.channel.localAddress?.ipAddress ?? ""
+        DovecotAuthClient.authenticate(path: server.saslPath, credentials: credentials, clientAddress: address,
+                                       localAddress: local, secured: machine.tlsActive, on: context.eventLoop,
+                                       timeout: .seconds(30))
+            .assumeIsolated().whenSuccess { result in
+                switch result {
+                case .success(let user):
+                    self.logger.info("\(self.identity.logName): sasl_method=\(mechanism), sasl_username=\(user)")
+                case .failure(let reason):
+                    self.server.noteAuthFailure(address)
+                    self.logger.warning("\(self.identity.logName): SASL \(mechanism) authentication failed: \(reason.isEmpty ? "authentication failed" : reason)")
+                case .unavailable(let reason):
+                    self.logger.warning("SASL authentication service unavailable: \(reason)")
+                }
+                self.resume { self.perform(self.machine.authenticationFinished(result)) }
+            }
     }
 
     // MARK: TLS
@@ -336,7 +372,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             let check = AliasProtocol.RecipientCheck(
                 clientAddress: self.identity.policyAddress, clientName: self.identity.name,
                 clientResolve: self.identity.resolve.rawValue,
-                sender: self.senderText(self.machine.currentEnvelope), recipient: qualified.description)
+                sender: self.senderText(self.machine.currentEnvelope), recipient: qualified.description,
+                authenticatedUser: self.machine.authenticatedUser ?? "")
             self.server.aliasClient(for: eventLoop).request(check.frame()).assumeIsolated().whenComplete { result in
                 self.verified(qualified, result)
             }
@@ -379,7 +416,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         lookup.assumeIsolated().whenComplete { _ in
             let check = AliasProtocol.RecipientCheck(
                 clientAddress: self.identity.policyAddress, clientName: self.identity.name,
-                clientResolve: self.identity.resolve.rawValue, sender: sender?.description ?? "", recipient: "")
+                clientResolve: self.identity.resolve.rawValue, sender: sender?.description ?? "", recipient: "",
+                authenticatedUser: self.machine.authenticatedUser ?? "")
             self.server.aliasClient(for: eventLoop).request(check.frame(forSender: true)).assumeIsolated().whenComplete { result in
                 self.resume {
                     var verdict: SMTPServerStateMachine.RecipientVerdict = .reject(
@@ -418,7 +456,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         waiting = true
         let recipients = envelope.recipients.map { $0.qualified(with: server.origin).description }
         // RFC 3848 (ESMTPS over TLS) and RFC 6531 section 3.7.4 (UTF8SMTP).
-        let tls = machine.tlsActive ? "S" : ""
+        // RFC 3848: S for TLS, A for an authenticated client.
+        let tls = (machine.tlsActive ? "S" : "") + (machine.authenticatedUser != nil ? "A" : "")
         let protocolName = envelope.smtpUTF8 ? "UTF8SMTP" + tls : envelope.esmtp ? "ESMTP" + tls : "SMTP" + tls
         var begin = CleanupProtocol.Begin(
             origin: .smtp, sender: senderText(envelope), recipients: recipients,
@@ -451,7 +490,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     switch reply {
                     case .ok(let id):
                         self.queueID = id
-                        self.logger.info("\(id): client=\(self.identity.logName)")
+                        if let user = self.machine.authenticatedUser {
+                            self.logger.info("\(id): client=\(self.identity.logName), sasl_username=\(user)")
+                        } else {
+                            self.logger.info("\(id): client=\(self.identity.logName)")
+                        }
                         self.framer = DataFramer(policy: self.server.bareLineEndingPolicy)
                         self.dataOutput.removeAll(keepingCapacity: true)
                         let date = WallClock.localTime(WallClock.seconds()).rfc5322

@@ -13,11 +13,15 @@ public struct ClientInfo: Sendable, Equatable {
     /// The host name, or `[address]` when there is none (`${client_name}`).
     public var name: String
     public var resolve: Resolve
+    /// The user the client authenticated as (SMTP AUTH; sendmail's
+    /// `${auth_authen}`), nil when it did not.
+    public var authenticatedUser: String?
 
-    public init(address: String, name: String, resolve: Resolve) {
+    public init(address: String, name: String, resolve: Resolve, authenticatedUser: String? = nil) {
         self.address = address
         self.name = name
         self.resolve = resolve
+        self.authenticatedUser = authenticatedUser
     }
 }
 
@@ -271,6 +275,11 @@ public struct AccessPolicy: Sendable {
             return .accept("RELAY")
         }
         if let hit = lookupDomain(domain, tag: "To", steps: &steps), hit.value.uppercased() == "RELAY" {
+            return .accept("RELAY")
+        }
+        if let user = client.authenticatedUser {
+            // sendmail's TRUST_AUTH_MECH: an authenticated client may relay.
+            steps.append("check_rcpt: the client authenticated as \(user)")
             return .accept("RELAY")
         }
         guard clientMayRelay else {

@@ -124,8 +124,8 @@ enum SMTPOnStandardInput {
                 case .abortMessage(let replies, let close):
                     send(replies)
                     return !close
-                case .startTLS:
-                    // Never offered on standard input (tlsAvailable is false).
+                case .startTLS, .authenticate:
+                    // Never offered on standard input (no TLS, no AUTH).
                     send([SMTPReply(502, EnhancedStatusCode(5, 5, 1), "Error: command not implemented")])
                     return true
                 }

@@ -240,3 +240,88 @@ struct SMTPServerStartTLSTests {
         #expect(Self.send(&implicit, "MAIL FROM:<a@b>") == .send([SMTPReply(250, EnhancedStatusCode(2, 1, 0), "Ok")], close: false))
     }
 }
+
+@Suite("SMTP AUTH in the server state machine")
+struct SMTPServerAuthTests {
+    static func machine(required: Bool = true) -> SMTPServerStateMachine {
+        var settings = SMTPServerStateMachine.Settings(hostname: "mx")
+        settings.tlsAvailable = true
+        settings.authEnabled = true
+        settings.authRequired = required
+        var machine = SMTPServerStateMachine(settings: settings)
+        machine.beginsInTLS()
+        _ = machine.greeting()
+        _ = machine.receive(line: Array("EHLO c".utf8))
+        return machine
+    }
+
+    static func line(_ machine: inout SMTPServerStateMachine, _ text: String) -> SMTPServerStateMachine.Action {
+        machine.receive(line: Array(text.utf8))
+    }
+
+    @Test("PLAIN with an initial response; success, then MAIL is allowed and AUTH again refused")
+    func plain() {
+        var m = Self.machine()
+        #expect(Self.line(&m, "MAIL FROM:<a@b>") == .send([SMTPReply(530, EnhancedStatusCode(5, 7, 0), "Authentication required")], close: false))
+        let credentials = SASLCredentials(user: "jun", password: "secret")
+        #expect(Self.line(&m, "AUTH PLAIN " + Base64.encode(credentials.plain)) == .authenticate(credentials, mechanism: "PLAIN"))
+        #expect(m.authenticationFinished(.success("jun")) == .send([SMTPReply(235, EnhancedStatusCode(2, 7, 0), "Authentication successful")], close: false))
+        #expect(m.authenticatedUser == "jun")
+        #expect(Self.line(&m, "AUTH PLAIN") == .send([SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: already authenticated")], close: false))
+        #expect(Self.line(&m, "MAIL FROM:<jun@b> AUTH=<>") == .send([SMTPReply(250, EnhancedStatusCode(2, 1, 0), "Ok")], close: false))
+    }
+
+    @Test("LOGIN's two challenges; '*' aborts; bad base64 is refused; unknown mechanisms too")
+    func login() {
+        var m = Self.machine()
+        #expect(Self.line(&m, "AUTH LOGIN") == .send([SMTPReply(334, nil, "VXNlcm5hbWU6")], close: false))
+        #expect(Self.line(&m, Base64.encode(Array("jun".utf8))) == .send([SMTPReply(334, nil, "UGFzc3dvcmQ6")], close: false))
+        #expect(Self.line(&m, Base64.encode(Array("pw".utf8))) == .authenticate(SASLCredentials(user: "jun", password: "pw"), mechanism: "LOGIN"))
+        #expect(m.authenticationFinished(.failure("")) == .send([SMTPReply(535, EnhancedStatusCode(5, 7, 8), "Error: authentication failed")], close: false))
+        _ = Self.line(&m, "AUTH PLAIN")
+        #expect(Self.line(&m, "*") == .send([SMTPReply(501, EnhancedStatusCode(5, 7, 0), "Authentication aborted")], close: false))
+        #expect(Self.line(&m, "AUTH PLAIN !!!!") == .send([SMTPReply(501, EnhancedStatusCode(5, 5, 2), "Cannot decode response")], close: false))
+        #expect(Self.line(&m, "AUTH CRAM-MD5") == .send([SMTPReply(504, EnhancedStatusCode(5, 5, 4), "Unsupported authentication mechanism")], close: false))
+    }
+
+    @Test("the third failure ends the session; without TLS AUTH is not offered or taken")
+    func limits() {
+        var m = Self.machine()
+        let wrong = "AUTH PLAIN " + Base64.encode(SASLCredentials(user: "jun", password: "x").plain)
+        for _ in 0..<2 {
+            _ = Self.line(&m, wrong)
+            _ = m.authenticationFinished(.failure("no"))
+        }
+        _ = Self.line(&m, wrong)
+        guard case .send(let replies, let close) = m.authenticationFinished(.failure("no")) else { Issue.record("no reply"); return }
+        #expect(close && replies.map(\.code) == [535, 421])
+
+        var settings = SMTPServerStateMachine.Settings(hostname: "mx")
+        settings.tlsAvailable = true
+        settings.authEnabled = true
+        var plain = SMTPServerStateMachine(settings: settings)
+        _ = plain.greeting()
+        guard case .send(let ehlo, _) = Self.line(&plain, "EHLO c") else { Issue.record("no EHLO"); return }
+        #expect(!ehlo[0].lines.contains("AUTH PLAIN LOGIN"))
+        #expect(Self.line(&plain, "AUTH PLAIN AGpqdW4AeA==") == .send([SMTPReply(538, EnhancedStatusCode(5, 7, 11), "Encryption required for requested authentication mechanism")], close: false))
+    }
+
+    @Test("SASL pieces: PLAIN messages, base64, Dovecot's protocol lines")
+    func sasl() {
+        #expect(SASLCredentials(plain: Array("admin\u{0}jun\u{0}pw".utf8)) == SASLCredentials(authorizationID: "admin", user: "jun", password: "pw"))
+        #expect(SASLCredentials(plain: Array("\u{0}jun".utf8)) == nil)
+        #expect(SASLCredentials(plain: Array("\u{0}\u{0}pw".utf8)) == nil)
+        #expect(Base64.encode(Array("hello!?".utf8)) == "aGVsbG8hPw==")
+        #expect(Base64.decode("aGVsbG8hPw==") == Array("hello!?".utf8))
+        #expect(Base64.decode("aGVsbG8hPw=") == nil && Base64.decode("a=Vs") == nil && Base64.decode("****") == nil)
+        #expect(DovecotAuth.request(id: 7, credentials: SASLCredentials(user: "jun", password: "pw"), clientAddress: "192.0.2.1",
+                                    localAddress: "192.0.2.2", secured: true)
+                == "AUTH\t7\tPLAIN\tservice=smtp\tnologin\tlip=192.0.2.2\trip=192.0.2.1\tsecured\tresp=AGp1bgBwdw==\n")
+        #expect(DovecotAuth.parse("VERSION\t1\t2") == .handshake)
+        #expect(DovecotAuth.parse("VERSION\t2\t0") == .incompatible("VERSION\t2\t0"))
+        #expect(DovecotAuth.parse("DONE") == .handshakeDone)
+        #expect(DovecotAuth.parse("OK\t7\tuser=jun") == .ok(id: 7, user: "jun"))
+        #expect(DovecotAuth.parse("FAIL\t7\tuser=jun\treason=Password\u{1}tmismatch\ttemp") == .fail(id: 7, reason: "Password\tmismatch", temporary: true))
+        #expect(DovecotAuth.escape("a\tb\nc\u{1}") == "a\u{1}tb\u{1}nc\u{1}1")
+    }
+}

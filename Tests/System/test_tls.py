@@ -127,6 +127,153 @@ def test_submission_requires_tls_and_smtps_speaks_tls_at_once(tls_mta):
     swaks = subprocess.run(["swaks", "--server", f"127.0.0.1:{mta.smtps_port}", "--tlsc", "--from", "a@client.example",
                             "--to", f"hkt-bob@{HOSTNAME}", "--header", "Subject: smtps"],
                            capture_output=True, text=True, timeout=60)
+    # TLS from the first byte (the greeting comes inside it), no STARTTLS,
+    # AUTH offered and required.
+    assert "=== TLS started with cipher TLSv1." in swaks.stdout.split("<~  220 ")[0], swaks.stdout
+    ehlo = swaks.stdout.split("~> MAIL FROM")[0]
+    assert "STARTTLS" not in ehlo and "250-AUTH PLAIN LOGIN" in ehlo
+    assert "530 5.7.0 Authentication required" in swaks.stdout
+
+
+# SMTP AUTH on submission, checked by a real Dovecot (dovecot-core) through
+# its authentication socket, as Postfix's smtpd_sasl_type = dovecot does.
+
+import smtplib
+
+PASSWORDS = {"hkt-alice": "wonderland", "hkt-bob": "builder"}
+
+
+@pytest.fixture
+def dovecot_auth():
+    started = []
+
+    def start(mta):
+        run = os.path.join(mta.root, "dovecot-auth")
+        os.makedirs(run)
+        with open(os.path.join(run, "users"), "w") as f:
+            for user, password in PASSWORDS.items():
+                f.write(f"{user}:{{PLAIN}}{password}\n")
+        conf = os.path.join(run, "dovecot.conf")
+        with open(conf, "w") as f:
+            f.write(f"""base_dir = {run}/base
+state_dir = {run}/state
+log_path = {run}/dovecot.log
+ssl = no
+protocols =
+auth_mechanisms = plain login
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {run}/users
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home=/nonexistent
+}}
+service auth {{
+  unix_listener {mta.spool}/private/auth {{
+    mode = 0660
+    user = hikyaku
+    group = hikyaku
+  }}
+}}
+""")
+        process = subprocess.Popen(["dovecot", "-c", conf, "-F"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        started.append((process, conf))
+        deadline = time.time() + 20
+        while not os.path.exists(os.path.join(mta.spool, "private", "auth")) and time.time() < deadline:
+            time.sleep(0.05)
+        assert os.path.exists(os.path.join(mta.spool, "private", "auth")), open(os.path.join(run, "dovecot.log")).read()
+        return run
+
+    yield start
+    for process, conf in started:
+        subprocess.run(["doveadm", "-c", conf, "stop"], capture_output=True, timeout=30)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def submission_client(mta, source="127.0.0.2"):
+    client = smtplib.SMTP("127.0.0.1", mta.submission_port, local_hostname="client.example.org",
+                          source_address=(source, 0), timeout=30)
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return client, context
+
+
+def test_submission_needs_auth_checked_by_dovecot(tls_mta, dovecot_auth):
+    mta = tls_mta()
+    dovecot_auth(mta)
+    client, context = submission_client(mta)
+    with client:
+        client.ehlo()
+        assert not client.has_extn("auth")
+        # AUTH in plain text is refused before anything is checked.
+        code, text = client.docmd("AUTH", "PLAIN " + __import__("base64").b64encode(b"\0hkt-alice\0wonderland").decode())
+        assert (code, text) == (538, b"5.7.11 Encryption required for requested authentication mechanism")
+        client.starttls(context=context)
+        client.ehlo()
+        assert client.has_extn("auth") and "PLAIN" in client.esmtp_features["auth"].upper()
+        code, text = client.docmd("MAIL FROM:<hkt-alice@example.test>")
+        assert (code, text) == (530, b"5.7.0 Authentication required")
+        with pytest.raises(smtplib.SMTPAuthenticationError) as failed:
+            client.login("hkt-alice", "wrong")
+        assert failed.value.smtp_code == 535 and failed.value.smtp_error.startswith(b"5.7.8 Error: authentication failed")
+        client.login("hkt-alice", "wonderland")
+        # Authenticated: relaying from 127.0.0.2 is allowed.
+        client.sendmail("hkt-alice@example.test", [f"hkt-bob@{HOSTNAME}", "someone@elsewhere.example"],
+                        b"Subject: submitted\r\n\r\nx\r\n")
+    data = mta.wait_mbox("hkt-bob", 1)
+    assert b"with ESMTPSA id" in data
+    mta.wait_log(r"smtpd\[\d+\]: warning: unknown\[127\.0\.0\.2\]: SASL PLAIN authentication failed")
+    mta.wait_log(r"smtpd\[\d+\]: \w+: client=unknown\[127\.0\.0\.2\], sasl_username=hkt-alice")
+
+
+def test_auth_login_and_someone_elses_sender_is_refused(tls_mta, dovecot_auth):
+    mta = tls_mta()
+    dovecot_auth(mta)
+    client, context = submission_client(mta)
+    with client:
+        client.ehlo()
+        client.starttls(context=context)
+        client.ehlo()
+        client.user, client.password = "hkt-bob", "builder"
+        code, _ = client.auth("LOGIN", client.auth_login, initial_response_ok=False)
+        assert code == 235
+        client.mail("hkt-alice@example.test")
+        code, text = client.rcpt(f"hkt-carol@{HOSTNAME}")
+        assert (code, text) == (553, b"5.7.1 <hkt-alice@example.test>: Sender address rejected: not owned by user hkt-bob")
+        client.rset()
+        client.mail("hkt-bob+lists@example.test")
+        assert client.rcpt(f"hkt-carol@{HOSTNAME}")[0] == 250
+
+
+def test_smtps_with_auth_through_swaks(tls_mta, dovecot_auth):
+    mta = tls_mta()
+    dovecot_auth(mta)
+    swaks = subprocess.run(["swaks", "--server", f"127.0.0.1:{mta.smtps_port}", "--tlsc", "--auth", "PLAIN",
+                            "--auth-user", "hkt-alice", "--auth-password", "wonderland",
+                            "--from", "hkt-alice@example.test", "--to", "far@elsewhere.example", "--header", "Subject: smtps auth"],
+                           capture_output=True, text=True, timeout=60)
     assert swaks.returncode == 0, swaks.stdout + swaks.stderr
-    assert "STARTTLS" not in swaks.stdout.split("~> MAIL FROM")[0].split("TLS started")[1]
-    assert b"with ESMTPS id" in mta.wait_mbox("hkt-bob", 1)
+    assert "235 2.7.0 Authentication successful" in swaks.stdout
+
+
+def test_repeated_failures_end_the_session(tls_mta, dovecot_auth):
+    mta = tls_mta()
+    dovecot_auth(mta)
+    client, context = submission_client(mta)
+    client.ehlo()
+    client.starttls(context=context)
+    client.ehlo()
+    import base64
+    wrong = "PLAIN " + base64.b64encode(b"\0hkt-alice\0nope").decode()
+    assert client.docmd("AUTH", wrong)[0] == 535
+    assert client.docmd("AUTH", wrong)[0] == 535
+    # The third failure ends the session.
+    code, text = client.docmd("AUTH", wrong)
+    assert code == 535
+    assert client.getreply() == (421, b"4.7.0 mail.example.test Error: too many failed authentication attempts")
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        client.noop()
