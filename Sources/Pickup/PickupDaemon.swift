@@ -256,17 +256,21 @@ public final class PickupDaemon: @unchecked Sendable {
             let recipient = toPostmaster ? "postmaster@\(self.hostname)" : self.qualify(user.name)
             let now = WallClock.seconds()
             let local = WallClock.localTime(now)
-            let notice = LocalSubmissionNotice(
-                hostname: self.hostname, recipient: recipient, date: local.rfc5322,
-                messageID: "<\(local.compactStamp).\(submission.name)@\(self.hostname)>",
-                boundary: "\(submission.name).\(now)/\(self.hostname)", fileName: submission.name,
-                submittedDate: WallClock.localTime(submission.submitted).rfc5322,
-                recipients: submission.file?.recipients.map(self.qualify) ?? [], status: status,
-                diagnostic: diagnostic, content: submission.file?.content, sizeLimit: self.sizeLimit)
+            let recipients = (submission.file?.recipients ?? []).map { address in
+                DeliveryStatusNotification.Recipient(finalRecipient: self.qualify(address), action: .failed,
+                                                     status: status, diagnostic: .local(diagnostic))
+            }
+            let notice = DeliveryStatusNotification(
+                kind: .failure, hostname: self.hostname,
+                original: .localSubmission(file: submission.name, diagnostic: diagnostic),
+                reportRecipient: recipient, arrivalDate: WallClock.localTime(submission.submitted).rfc5322,
+                date: local.rfc5322, messageID: "<\(local.compactStamp).\(submission.name)@\(self.hostname)>",
+                boundary: "\(submission.name).\(now)/\(self.hostname)", recipients: recipients,
+                sizeLimit: self.sizeLimit)
             let begin = CleanupProtocol.Begin(origin: toPostmaster ? .doubleBounce : .bounce, sender: "",
                                               recipients: [recipient], clientName: "", clientAddress: "",
                                               heloName: "", protocolName: "", bodyType: "8BITMIME")
-            return self.transaction(begin, content: notice.render()).flatMapThrowing { reply in
+            return self.transaction(begin, content: notice.message(original: submission.file?.content)).flatMapThrowing { reply in
                 switch reply {
                 case .ok(let id): return (recipient, id)
                 case .refused(let refusal): throw NoticeRefused(reply: refusal)
