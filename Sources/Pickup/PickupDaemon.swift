@@ -81,26 +81,17 @@ public final class PickupDaemon: @unchecked Sendable {
     }
 
     func serve(group: EventLoopGroup) throws {
-        guard let listenFD = context.listenFDs.first else {
-            logger.critical("pickup needs a listening socket from the master")
-            exit(1)
-        }
-        let server = try IPCServer.serve(listenFD: listenFD, group: group, idleTimeout: .seconds(30)) {
-            PickupWakeHandler(daemon: self)
-        }
-        if let control = context.controlFD {
-            try MasterControl.watch(fd: control, on: group) { request in
-                self.eventLoop.execute {
-                    switch request {
-                    case .drain:
-                        self.draining = true
-                        server.close(promise: nil)
-                        if !self.scanning { exit(0) }
-                    case .stop:
-                        exit(0)
-                    }
-                }
+        let server = try IPCServer.serve(listenFD: context.listenFD(), group: group, idleTimeout: .seconds(30)) {
+            // Any frame is a wake-up from hikyaku-drop, which expects no reply.
+            IPCRequestHandler { _ in
+                self.eventLoop.execute { self.scan() }
+                return nil
             }
+        }
+        try MasterControl.watch(context, on: eventLoop) {
+            self.draining = true
+            server.close(promise: nil)
+            if !self.scanning { exit(0) }
         }
         eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(5)) { _ in self.scan() }
         while true { sleep(3600) }
@@ -402,25 +393,6 @@ public final class PickupDaemon: @unchecked Sendable {
             case .refused(let refusal): return .refused(refusal)
             }
         }
-    }
-}
-
-final class PickupWakeHandler: ChannelInboundHandler {
-    typealias InboundIn = IPCFrame
-    let daemon: PickupDaemon
-
-    init(daemon: PickupDaemon) {
-        self.daemon = daemon
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let daemon = self.daemon
-        daemon.eventLoop.execute { daemon.scan() }
-        context.close(promise: nil)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
     }
 }
 
