@@ -114,5 +114,8 @@ let package = Package(
         .testTarget(name: "SubmissionTests", dependencies: ["Submission"]),
         .testTarget(name: "SMTPClientTests", dependencies: ["SMTPClient", "HikyakuConfig", "SMTPProtocol"]),
         .testTarget(name: "DNSResolverTests", dependencies: ["DNSResolver", "MailCore"]),
+        .testTarget(name: "DaemonSkeletonTests", dependencies: [
+            "DaemonSkeleton", "HikyakuIPC", .product(name: "NIOEmbedded", package: "swift-nio"),
+        ] + nio),
     ]
 )

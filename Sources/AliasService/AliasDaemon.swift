@@ -153,39 +153,14 @@ public final class AliasDaemon: @unchecked Sendable {
 
     func serve(_ context: DaemonContext) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        guard let listenFD = context.listenFDs.first else {
-            logger.critical("aliasd needs a listening socket from the master")
-            exit(1)
-        }
+        let listenFD = context.listenFD()
         let server = try IPCServer.serve(listenFD: listenFD, group: group) {
-            AliasRequestHandler(daemon: self)
+            IPCRequestHandler { [self.handle($0)] }
         }
-        if let control = context.controlFD {
-            try MasterControl.watch(fd: control, on: group) { _ in
-                // aliasd holds no state worth finishing: stop accepting and go.
-                server.close(promise: nil)
-            }
-        }
+        // aliasd holds no state worth finishing: stop accepting and go.
+        let close: @Sendable () -> Void = { server.close(promise: nil) }
+        try MasterControl.watch(context, on: group.next(), drain: close, stop: close)
         try server.closeFuture.wait()
         try? group.syncShutdownGracefully()
-    }
-}
-
-final class AliasRequestHandler: ChannelInboundHandler {
-    typealias InboundIn = IPCFrame
-    typealias OutboundOut = IPCFrame
-    let daemon: AliasDaemon
-
-    init(daemon: AliasDaemon) {
-        self.daemon = daemon
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let reply = daemon.handle(unwrapInboundIn(data))
-        context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
     }
 }

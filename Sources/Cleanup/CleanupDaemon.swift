@@ -67,26 +67,14 @@ public final class CleanupDaemon: @unchecked Sendable {
 
     func serve(group: EventLoopGroup) throws {
         removeStaleTemporaryFiles()
-        guard let listenFD = context.listenFDs.first else {
-            logger.critical("cleanup needs a listening socket from the master")
-            exit(1)
-        }
+        let listenFD = context.listenFD()
         let server = try IPCServer.serve(listenFD: listenFD, group: group) {
             CleanupConnectionHandler(daemon: self)
         }
         serverChannel = server
         aliasd = LazyIPCClient(path: context.spool.socket(.aliasd), eventLoop: eventLoop, timeout: .seconds(10))
         eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(5)) { _ in self.refreshDomainTable() }
-        if let control = context.controlFD {
-            try MasterControl.watch(fd: control, on: group) { request in
-                self.eventLoop.execute {
-                    switch request {
-                    case .drain: self.startDrain()
-                    case .stop: exit(0)
-                    }
-                }
-            }
-        }
+        try MasterControl.watch(context, on: eventLoop) { self.startDrain() }
         try server.closeFuture.wait()
         // Drain: wait for connections to finish their transactions.
         while try eventLoop.submit({ self.connections }).wait() > 0 {

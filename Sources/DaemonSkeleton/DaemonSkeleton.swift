@@ -34,6 +34,17 @@ public struct DaemonContext: Sendable {
     /// False when run by an ordinary user: no privilege separation at all.
     public let privilegeSeparated: Bool
     public let logger: Logger
+
+    /// The listening socket of a program that serves one: the first the
+    /// master passed. Without one there is nothing to serve, and the
+    /// program exits 1 saying so.
+    public func listenFD() -> Int32 {
+        guard let fd = listenFDs.first else {
+            logger.critical("\(program) needs a listening socket from the master")
+            exit(1)
+        }
+        return fd
+    }
 }
 
 /// The skeleton every daemon's main calls, in Postfix's order: arguments,

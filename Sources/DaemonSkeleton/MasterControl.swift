@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOPosix
 
@@ -8,12 +11,39 @@ public enum MasterRequest: Sendable {
     case drain
     /// The master is stopping, or gone: exit soon.
     case stop
+
+    /// What a byte on the control pipe asks: `R` drain, `S` stop; nil for
+    /// anything else.
+    public init?(controlByte byte: UInt8) {
+        switch byte {
+        case UInt8(ascii: "R"): self = .drain
+        case UInt8(ascii: "S"): self = .stop
+        default: return nil
+        }
+    }
 }
 
 /// Watches the master's control pipe on an event loop (for NIO programs).
 public enum MasterControl {
-    public static func watch(fd: Int32, on group: EventLoopGroup,
-                             handler: @escaping @Sendable (MasterRequest) -> Void) throws {
+    /// Carries out the master's requests on `eventLoop`, the one the
+    /// daemon's state lives on: `drain` when it asks the daemon to finish
+    /// what is in flight and exit (a reload), `stop` once when it stops or
+    /// is gone (by default: exit at once). A program run without the master
+    /// has no control pipe, and nothing is watched.
+    public static func watch(_ context: DaemonContext, on eventLoop: EventLoop,
+                             drain: @escaping @Sendable () -> Void,
+                             stop: @escaping @Sendable () -> Void = { exit(0) }) throws {
+        guard let fd = context.controlFD else { return }
+        try watch(fd: fd, on: eventLoop) { request in
+            switch request {
+            case .drain: drain()
+            case .stop: stop()
+            }
+        }
+    }
+
+    static func watch(fd: Int32, on group: EventLoopGroup,
+                      handler: @escaping @Sendable (MasterRequest) -> Void) throws {
         _ = try NIOPipeBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -37,10 +67,10 @@ final class ControlPipeHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         while let byte = buffer.readInteger(as: UInt8.self) {
-            switch byte {
-            case UInt8(ascii: "R"): handler(.drain)
-            case UInt8(ascii: "S"): stop()
-            default: break
+            switch MasterRequest(controlByte: byte) {
+            case .drain: handler(.drain)
+            case .stop: stop()
+            case nil: break
             }
         }
     }

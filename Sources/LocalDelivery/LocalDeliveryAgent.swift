@@ -65,10 +65,7 @@ public final class LocalDeliveryAgent {
     // MARK: Serving
 
     func serve() {
-        guard let listenFD = context.listenFDs.first else {
-            logger.critical("local needs a listening socket from the master")
-            exit(1)
-        }
+        let listenFD = context.listenFD()
         // Several local processes wait on one socket: when a connection
         // comes, all wake and one wins; the others must not block in accept.
         _ = hk_set_nonblocking(listenFD, 1)
@@ -99,11 +96,15 @@ public final class LocalDeliveryAgent {
             if fds.count > 1 && fds[1].revents != 0 {
                 var byte: UInt8 = 0
                 let n = read(fds[1].fd, &byte, 1)
-                if n <= 0 || byte == UInt8(ascii: "S") { exit(0) }
-                if byte == UInt8(ascii: "R") {
+                switch n <= 0 ? .stop : MasterRequest(controlByte: byte) {
+                case .stop:
+                    exit(0)
+                case .drain:
                     // Reload: no delivery is in progress here; go now.
                     draining = true
                     return false
+                case nil:
+                    break
                 }
                 fds[1].revents = 0
                 if fds[0].revents == 0 { continue }

@@ -12,7 +12,15 @@
 /// it (their NOTIFY, RFC 3461) is the caller's decision; ``DSNNotify/wants(_:)``
 /// says it. Failure reports carry the whole message unless the sender asked
 /// for headers only (RET=HDRS); delay warnings and success reports carry the
-/// headers only, as Postfix's do.
+/// headers only, as Postfix's do. Under a ``sizeLimit`` the returned part
+/// shrinks until the report fits: the whole message, else its header
+/// section, else nothing.
+///
+/// The original is usually a queued message (qmgr's reports). It can also
+/// be one the sendmail command submitted that never reached the queue
+/// (pickup's, ``Original/localSubmission(file:diagnostic:)``): then the text
+/// part tells the submitter so in words of its own, and a report that knows
+/// no recipients (the file could not be read) is that text part alone.
 ///
 /// Everything that reaches the report from outside (addresses, diagnostic
 /// texts from remote servers, ENVID, ORCPT) is reduced to printable US-ASCII,
@@ -130,13 +138,32 @@ public struct DeliveryStatusNotification: Sendable {
         }
     }
 
+    /// What the report is about, as the delivery-status part names it for
+    /// the postmaster.
+    public enum Original: Sendable, Hashable {
+        /// A message in the queue: `X-Hikyaku-Queue-ID: ID` and
+        /// `X-Hikyaku-Sender: rfc822; SENDER` (empty for the null sender).
+        case queued(id: String, sender: String)
+        /// A message the sendmail command submitted that the queue would not
+        /// take (pickup(8)): `X-Hikyaku-Maildrop-File: FILE`, the file kept
+        /// for the postmaster. `diagnostic` is what went wrong, as one line
+        /// (cleanup's reply, or why the file waited); the arrival date is
+        /// when it was submitted.
+        case localSubmission(file: String, diagnostic: String)
+    }
+
+    /// What of the original a report carries.
+    enum Attachment: Sendable, Hashable {
+        case message
+        case headers
+        case none
+    }
+
     public var kind: Kind
     /// `myhostname`: `Reporting-MTA: dns; HOST` and the From: domain.
     public var hostname: String
-    /// The original message's queue ID: `X-Hikyaku-Queue-ID`.
-    public var queueID: String
-    /// The original envelope sender (empty for the null sender).
-    public var sender: String
+    /// The message the report is about.
+    public var original: Original
     /// Where the report goes: the sender, or the postmaster.
     public var reportRecipient: String
     /// A copy for the postmaster (mail with the null sender): its own subject.
@@ -155,15 +182,17 @@ public struct DeliveryStatusNotification: Sendable {
     public var recipients: [Recipient]
     /// Required for ``Kind/delay`` reports.
     public var delayWarning: DelayWarning?
+    /// The largest report, in bytes, that may be made (0: no limit); the
+    /// returned part shrinks to fit under it (see above).
+    public var sizeLimit: Int
 
-    public init(kind: Kind, hostname: String, queueID: String, sender: String, reportRecipient: String,
+    public init(kind: Kind, hostname: String, original: Original, reportRecipient: String,
                 isPostmasterCopy: Bool = false, envelopeID: String? = nil, returnContent: DSNReturn = .full,
                 arrivalDate: String, date: String, messageID: String, boundary: String, recipients: [Recipient],
-                delayWarning: DelayWarning? = nil) {
+                delayWarning: DelayWarning? = nil, sizeLimit: Int = 0) {
         self.kind = kind
         self.hostname = hostname
-        self.queueID = queueID
-        self.sender = sender
+        self.original = original
         self.reportRecipient = reportRecipient
         self.isPostmasterCopy = isPostmasterCopy
         self.envelopeID = envelopeID
@@ -174,6 +203,7 @@ public struct DeliveryStatusNotification: Sendable {
         self.boundary = boundary
         self.recipients = recipients
         self.delayWarning = delayWarning
+        self.sizeLimit = sizeLimit
     }
 
     // MARK: Wording
@@ -188,6 +218,14 @@ public struct DeliveryStatusNotification: Sendable {
 
     /// What of the original the third part carries.
     public var returnedPart: DSNReturn { kind == .failure ? returnContent : .headers }
+
+    /// The text part's lines, for people.
+    func explanation(content: [UInt8]?, attachment: Attachment) -> [String] {
+        if case .localSubmission(let file, let diagnostic) = original {
+            return submissionExplanation(file: file, diagnostic: diagnostic, known: content != nil, attachment: attachment)
+        }
+        return introduction + recipients.map(Self.summaryLine)
+    }
 
     var introduction: [String] {
         var lines = ["This is the mail system at host \(Self.printable(hostname)).", ""]
@@ -229,10 +267,42 @@ public struct DeliveryStatusNotification: Sendable {
         return lines
     }
 
-    var partDescription: String {
-        switch (kind, returnedPart) {
-        case (.failure, .full): return "Undelivered Message"
-        case (.failure, .headers), (.delay, _): return "Undelivered Message Headers"
+    /// The submitter's notice: the message never reached the queue, so
+    /// nothing was delivered, and the mail system said one thing for all.
+    func submissionExplanation(file: String, diagnostic: String, known: Bool, attachment: Attachment) -> [String] {
+        var lines = [
+            "This is the mail system at host \(Self.printable(hostname)).",
+            "",
+            "I'm sorry to have to inform you that the message you submitted with the",
+            "sendmail command on \(Self.printable(arrivalDate)) could not be queued,",
+            "and was not delivered to any of its recipients.",
+            "",
+            "The mail system said: \(Self.printable(diagnostic))",
+            "",
+        ]
+        if !recipients.isEmpty {
+            lines.append("The recipients were:")
+            lines += recipients.map { "<\(Self.printable($0.finalRecipient))>" }
+            lines.append("")
+        }
+        switch attachment {
+        case .message:
+            lines.append("The message is attached below.")
+        case .headers:
+            lines.append("The message is too large to return whole; its header section is attached below.")
+        case .none where known:
+            lines.append("The message is too large to return; the postmaster has it as \(Self.printable(file)).")
+        case .none:
+            lines.append("The message file could not be read; the postmaster has it as \(Self.printable(file)).")
+        }
+        lines += ["", "For further assistance, please send mail to postmaster.", "", "                   The mail system"]
+        return lines
+    }
+
+    func partDescription(_ attachment: Attachment) -> String {
+        switch (kind, attachment) {
+        case (.failure, .message): return "Undelivered Message"
+        case (.failure, _), (.delay, _): return "Undelivered Message Headers"
         case (.success, _): return "Message Headers"
         }
     }
@@ -260,8 +330,13 @@ public struct DeliveryStatusNotification: Sendable {
         if let envelopeID { out += "Original-Envelope-Id: \(Self.printable(envelopeID))\n" }
         out += "Reporting-MTA: dns; \(Self.printable(hostname))\n"
         out += "Arrival-Date: \(Self.printable(arrivalDate))\n"
-        out += "X-Hikyaku-Queue-ID: \(Self.printable(queueID))\n"
-        out += "X-Hikyaku-Sender: rfc822; \(Self.printable(sender))\n"
+        switch original {
+        case .queued(let id, let sender):
+            out += "X-Hikyaku-Queue-ID: \(Self.printable(id))\n"
+            out += "X-Hikyaku-Sender: rfc822; \(Self.printable(sender))\n"
+        case .localSubmission(let file, _):
+            out += "X-Hikyaku-Maildrop-File: \(Self.printable(file))\n"
+        }
         for recipient in recipients {
             out += "\n"
             if let original = recipient.originalRecipient {
@@ -286,12 +361,29 @@ public struct DeliveryStatusNotification: Sendable {
     }
 
     /// The complete report message (LF line endings) around `original`, the
-    /// queued message's content.
-    public func message(original: [UInt8]) -> [UInt8] {
-        var returned = returnedPart == .full ? original : Self.headerSection(of: original)
+    /// message's content; nil when nothing of it is known (nothing is
+    /// returned).
+    public func message(original content: [UInt8]?) -> [UInt8] {
+        guard let content else { return message(content: nil, attachment: .none) }
+        var attachment: Attachment = returnedPart == .full ? .message : .headers
+        while true {
+            let report = message(content: content, attachment: attachment)
+            if sizeLimit <= 0 || report.count <= sizeLimit || attachment == .none { return report }
+            attachment = attachment == .message ? .headers : .none
+        }
+    }
+
+    func message(content: [UInt8]?, attachment: Attachment) -> [UInt8] {
+        var returned: [UInt8]
+        switch attachment {
+        case .message: returned = content ?? []
+        case .headers: returned = Self.headerSection(of: content ?? [])
+        case .none: returned = []
+        }
         if let last = returned.last, last != 10 { returned.append(10) }
         let boundary = Self.unusedBoundary(boundary, in: returned)
         let eightBit = returned.contains(where: { $0 >= 0x80 })
+        let text = explanation(content: content, attachment: attachment).map { $0 + "\n" }.joined()
 
         var head = ""
         head += "From: MAILER-DAEMON@\(Self.printable(hostname)) (Mail Delivery System)\n"
@@ -301,6 +393,13 @@ public struct DeliveryStatusNotification: Sendable {
         head += "Message-ID: \(messageID)\n"
         head += "Auto-Submitted: auto-replied\n"
         head += "MIME-Version: 1.0\n"
+        guard !recipients.isEmpty else {
+            // RFC 3464 wants a block per recipient: with none known, the
+            // text is the whole report.
+            head += "Content-Type: text/plain; charset=us-ascii\n"
+            head += "Content-Transfer-Encoding: 7bit\n\n"
+            return Array((head + text).utf8)
+        }
         head += "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"\(boundary)\"\n"
         head += "Content-Transfer-Encoding: \(eightBit ? "8bit" : "7bit")\n"
         head += "\n"
@@ -308,17 +407,17 @@ public struct DeliveryStatusNotification: Sendable {
         head += "--\(boundary)\n"
         head += "Content-Description: Notification\n"
         head += "Content-Type: text/plain; charset=us-ascii\n\n"
-        for line in introduction { head += line + "\n" }
-        for recipient in recipients { head += Self.summaryLine(recipient) + "\n" }
+        head += text
         head += "\n"
         head += "--\(boundary)\n"
         head += "Content-Description: Delivery report\n"
         head += "Content-Type: message/delivery-status\n\n"
         head += deliveryStatus
+        guard attachment != .none else { return Array((head + "\n--\(boundary)--\n").utf8) }
         head += "\n"
         head += "--\(boundary)\n"
-        head += "Content-Description: \(partDescription)\n"
-        head += "Content-Type: \(returnedPart == .full ? "message/rfc822" : "text/rfc822-headers")\n"
+        head += "Content-Description: \(partDescription(attachment))\n"
+        head += "Content-Type: \(attachment == .message ? "message/rfc822" : "text/rfc822-headers")\n"
         if eightBit { head += "Content-Transfer-Encoding: 8bit\n" }
         head += "\n"
         return Array(head.utf8) + returned + Array("\n--\(boundary)--\n".utf8)

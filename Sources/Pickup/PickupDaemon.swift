@@ -81,26 +81,17 @@ public final class PickupDaemon: @unchecked Sendable {
     }
 
     func serve(group: EventLoopGroup) throws {
-        guard let listenFD = context.listenFDs.first else {
-            logger.critical("pickup needs a listening socket from the master")
-            exit(1)
-        }
-        let server = try IPCServer.serve(listenFD: listenFD, group: group, idleTimeout: .seconds(30)) {
-            PickupWakeHandler(daemon: self)
-        }
-        if let control = context.controlFD {
-            try MasterControl.watch(fd: control, on: group) { request in
-                self.eventLoop.execute {
-                    switch request {
-                    case .drain:
-                        self.draining = true
-                        server.close(promise: nil)
-                        if !self.scanning { exit(0) }
-                    case .stop:
-                        exit(0)
-                    }
-                }
+        let server = try IPCServer.serve(listenFD: context.listenFD(), group: group, idleTimeout: .seconds(30)) {
+            // Any frame is a wake-up from hikyaku-drop, which expects no reply.
+            IPCRequestHandler { _ in
+                self.eventLoop.execute { self.scan() }
+                return nil
             }
+        }
+        try MasterControl.watch(context, on: eventLoop) {
+            self.draining = true
+            server.close(promise: nil)
+            if !self.scanning { exit(0) }
         }
         eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(5)) { _ in self.scan() }
         while true { sleep(3600) }
@@ -256,17 +247,21 @@ public final class PickupDaemon: @unchecked Sendable {
             let recipient = toPostmaster ? "postmaster@\(self.hostname)" : self.qualify(user.name)
             let now = WallClock.seconds()
             let local = WallClock.localTime(now)
-            let notice = LocalSubmissionNotice(
-                hostname: self.hostname, recipient: recipient, date: local.rfc5322,
-                messageID: "<\(local.compactStamp).\(submission.name)@\(self.hostname)>",
-                boundary: "\(submission.name).\(now)/\(self.hostname)", fileName: submission.name,
-                submittedDate: WallClock.localTime(submission.submitted).rfc5322,
-                recipients: submission.file?.recipients.map(self.qualify) ?? [], status: status,
-                diagnostic: diagnostic, content: submission.file?.content, sizeLimit: self.sizeLimit)
+            let recipients = (submission.file?.recipients ?? []).map { address in
+                DeliveryStatusNotification.Recipient(finalRecipient: self.qualify(address), action: .failed,
+                                                     status: status, diagnostic: .local(diagnostic))
+            }
+            let notice = DeliveryStatusNotification(
+                kind: .failure, hostname: self.hostname,
+                original: .localSubmission(file: submission.name, diagnostic: diagnostic),
+                reportRecipient: recipient, arrivalDate: WallClock.localTime(submission.submitted).rfc5322,
+                date: local.rfc5322, messageID: "<\(local.compactStamp).\(submission.name)@\(self.hostname)>",
+                boundary: "\(submission.name).\(now)/\(self.hostname)", recipients: recipients,
+                sizeLimit: self.sizeLimit)
             let begin = CleanupProtocol.Begin(origin: toPostmaster ? .doubleBounce : .bounce, sender: "",
                                               recipients: [recipient], clientName: "", clientAddress: "",
                                               heloName: "", protocolName: "", bodyType: "8BITMIME")
-            return self.transaction(begin, content: notice.render()).flatMapThrowing { reply in
+            return self.transaction(begin, content: notice.message(original: submission.file?.content)).flatMapThrowing { reply in
                 switch reply {
                 case .ok(let id): return (recipient, id)
                 case .refused(let refusal): throw NoticeRefused(reply: refusal)
@@ -398,25 +393,6 @@ public final class PickupDaemon: @unchecked Sendable {
             case .refused(let refusal): return .refused(refusal)
             }
         }
-    }
-}
-
-final class PickupWakeHandler: ChannelInboundHandler {
-    typealias InboundIn = IPCFrame
-    let daemon: PickupDaemon
-
-    init(daemon: PickupDaemon) {
-        self.daemon = daemon
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let daemon = self.daemon
-        daemon.eventLoop.execute { daemon.scan() }
-        context.close(promise: nil)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
     }
 }
 

@@ -93,7 +93,7 @@ public struct DeliveryReport: Sendable {
                 diagnostic: event.diagnostic, lastAttemptDate: event.time.map(formatDate))
         }
         return DeliveryStatusNotification(
-            kind: kind, hostname: hostname, queueID: queueID.rawValue, sender: envelope.sender,
+            kind: kind, hostname: hostname, original: .queued(id: queueID.rawValue, sender: envelope.sender),
             reportRecipient: destination.recipient, isPostmasterCopy: destination.postmasterCopy,
             envelopeID: envelope.dsnEnvelopeID, returnContent: envelope.dsnReturn ?? .full,
             arrivalDate: formatDate(envelope.arrivalSeconds), date: formatDate(now), messageID: messageID,

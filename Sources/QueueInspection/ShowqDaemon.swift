@@ -22,19 +22,21 @@ public enum ShowqDaemon {
     public static func main() -> Never {
         DaemonSkeleton.main(program: "showq", privilege: .mailOwner(chroot: true)) { _ in () } serve: { context, _ in
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            guard let listenFD = context.listenFDs.first else {
-                context.logger.critical("showq needs a listening socket from the master")
-                exit(1)
-            }
             let spool = context.spool
-            let server = try IPCServer.serve(listenFD: listenFD, group: group, idleTimeout: .seconds(60)) {
-                ShowqHandler(spool: spool)
+            let server = try IPCServer.serve(listenFD: context.listenFD(), group: group, idleTimeout: .seconds(60)) {
+                IPCRequestHandler { listing($0, spool: spool) }
             }
-            if let control = context.controlFD {
-                try MasterControl.watch(fd: control, on: group) { _ in server.close(promise: nil) }
-            }
+            let close: @Sendable () -> Void = { server.close(promise: nil) }
+            try MasterControl.watch(context, on: group.next(), drain: close, stop: close)
             try server.closeFuture.wait()
         }
+    }
+
+    /// The answer to a listing request: an entry per queued message, then
+    /// the end; nil (the connection is closed) for anything else.
+    static func listing(_ request: IPCFrame, spool: SpoolLayout) -> [IPCFrame]? {
+        guard request.type == .showqList else { return nil }
+        return QueueListing.entries(spool: spool).map(frame) + [IPCFrame(.showqEnd)]
     }
 
     /// One message as a frame.
@@ -64,30 +66,5 @@ public enum ShowqDaemon {
                 return QueueEntry.Recipient(address: address, status: .pending, reason: reason)
             },
             nextAttempt: nil)
-    }
-}
-
-final class ShowqHandler: ChannelInboundHandler {
-    typealias InboundIn = IPCFrame
-    typealias OutboundOut = IPCFrame
-    let spool: SpoolLayout
-
-    init(spool: SpoolLayout) {
-        self.spool = spool
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard unwrapInboundIn(data).type == .showqList else {
-            context.close(promise: nil)
-            return
-        }
-        for entry in QueueListing.entries(spool: spool) {
-            context.write(wrapOutboundOut(ShowqDaemon.frame(entry)), promise: nil)
-        }
-        context.writeAndFlush(wrapOutboundOut(IPCFrame(.showqEnd)), promise: nil)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
     }
 }

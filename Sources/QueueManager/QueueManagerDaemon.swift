@@ -103,27 +103,15 @@ public final class QueueManager: @unchecked Sendable {
     }
 
     func serve(group: EventLoopGroup) throws {
-        guard let listenFD = context.listenFDs.first else {
-            logger.critical("qmgr needs a listening socket from the master")
-            exit(1)
-        }
+        let listenFD = context.listenFD()
         try eventLoop.submit { self.recoverActive() }.wait()
         let server = try IPCServer.serve(listenFD: listenFD, group: group) {
-            QueueTriggerHandler(manager: self)
+            IPCRequestHandler { self.trigger($0) }
         }
-        if let control = context.controlFD {
-            try MasterControl.watch(fd: control, on: group) { request in
-                self.eventLoop.execute {
-                    switch request {
-                    case .drain:
-                        self.draining = true
-                        server.close(promise: nil)
-                        self.exitIfDrained()
-                    case .stop:
-                        exit(0)
-                    }
-                }
-            }
+        try MasterControl.watch(context, on: eventLoop) {
+            self.draining = true
+            server.close(promise: nil)
+            self.exitIfDrained()
         }
         eventLoop.execute {
             self.scanIncoming()
@@ -642,27 +630,16 @@ public final class QueueManager: @unchecked Sendable {
     }
 }
 
-/// Receives wake-ups from cleanup: "this queue ID is in incoming/".
-final class QueueTriggerHandler: ChannelInboundHandler {
-    typealias InboundIn = IPCFrame
-    let manager: QueueManager
-
-    init(manager: QueueManager) {
-        self.manager = manager
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        let manager = self.manager
+extension QueueManager {
+    /// A wake-up on `private/qmgr`, which has no reply: from cleanup, "this
+    /// queue ID is in incoming/"; a flush request, "try the deferred queue
+    /// now". Anything else is ignored.
+    func trigger(_ frame: IPCFrame) -> [IPCFrame] {
         if frame.type == .qmgrFlush {
-            manager.eventLoop.execute { manager.scanDeferred(force: true) }
-            return
+            eventLoop.execute { self.scanDeferred(force: true) }
+        } else if frame.type == .qmgrQueued, let text = frame.string(.queueID), let id = QueueID(text) {
+            eventLoop.execute { self.queued(id) }
         }
-        guard frame.type == .qmgrQueued, let text = frame.string(.queueID), let id = QueueID(text) else { return }
-        manager.eventLoop.execute { manager.queued(id) }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
+        return []
     }
 }

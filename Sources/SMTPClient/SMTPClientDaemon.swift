@@ -129,27 +129,14 @@ public final class SMTPClientDaemon: @unchecked Sendable {
     }
 
     func serve(group: EventLoopGroup) throws {
-        guard let listenFD = context.listenFDs.first else {
-            logger.critical("smtp-client needs a listening socket from the master")
-            exit(1)
+        let server = try IPCServer.serve(listenFD: context.listenFD(), group: group) {
+            IPCRequestHandler(on: self.eventLoop) { self.handle($0) }
         }
-        let server = try IPCServer.serve(listenFD: listenFD, group: group) {
-            SMTPRequestHandler(daemon: self)
-        }
-        if let control = context.controlFD {
-            try MasterControl.watch(fd: control, on: group) { request in
-                self.eventLoop.execute {
-                    switch request {
-                    case .drain:
-                        self.draining = true
-                        server.close(promise: nil)
-                        self.closeCache()
-                        self.exitIfDrained()
-                    case .stop:
-                        exit(0)
-                    }
-                }
-            }
+        try MasterControl.watch(context, on: eventLoop) {
+            self.draining = true
+            server.close(promise: nil)
+            self.closeCache()
+            self.exitIfDrained()
         }
         while true { sleep(3600) }
     }
@@ -219,30 +206,5 @@ public final class SMTPClientDaemon: @unchecked Sendable {
             self.cache[key] = list.isEmpty ? nil : list
             connection.quit()
         }
-    }
-}
-
-final class SMTPRequestHandler: ChannelInboundHandler {
-    typealias InboundIn = IPCFrame
-    typealias OutboundOut = IPCFrame
-    let daemon: SMTPClientDaemon
-
-    init(daemon: SMTPClientDaemon) {
-        self.daemon = daemon
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        let channel = context.channel
-        let daemon = self.daemon
-        daemon.eventLoop.execute {
-            daemon.handle(frame).whenSuccess { reply in
-                channel.writeAndFlush(reply, promise: nil)
-            }
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
     }
 }

@@ -228,14 +228,7 @@ public enum SMTPServerDaemon {
             listeners.append(channel)
         }
         let listenerList = listeners
-        if let control = context.controlFD {
-            try MasterControl.watch(fd: control, on: group) { request in
-                switch request {
-                case .drain: shared.drain(listeners: listenerList)
-                case .stop: exit(0)
-                }
-            }
-        }
+        try MasterControl.watch(context, on: group.next()) { shared.drain(listeners: listenerList) }
         for listener in listeners {
             try listener.closeFuture.wait()
         }

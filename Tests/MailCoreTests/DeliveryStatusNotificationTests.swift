@@ -9,7 +9,7 @@ struct DeliveryStatusNotificationTests {
 
     static func report(_ kind: DSN.Kind, recipients: [DSN.Recipient], ret: DSNReturn = .full, envid: String? = nil,
                        delay: DSN.DelayWarning? = nil, sender: String = "jun@example.jp") -> DSN {
-        DSN(kind: kind, hostname: "mail.example.jp", queueID: "6KVKJH2662z15Xy", sender: sender,
+        DSN(kind: kind, hostname: "mail.example.jp", original: .queued(id: "6KVKJH2662z15Xy", sender: sender),
             reportRecipient: sender.isEmpty ? "postmaster@mail.example.jp" : sender, isPostmasterCopy: sender.isEmpty,
             envelopeID: envid, returnContent: ret, arrivalDate: "Sun, 29 Nov 2026 12:00:01 +0000 (UTC)",
             date: "Sun, 29 Nov 2026 12:00:05 +0000 (UTC)", messageID: "<r@mail.example.jp>", boundary: "B.1/mail.example.jp",
