@@ -55,6 +55,8 @@ public final class SMTPServerShared: Sendable {
     let authFailureLimit: Int
     /// Failed AUTH attempts per client address, with their times.
     let authFailures = NIOLockedValueBox([String: [Int]]())
+    let limits: ClientLimits
+    let dataTimeLimit: TimeAmount
 
     init(context: DaemonContext, group: MultiThreadedEventLoopGroup, tlsContext: NIOSSLContext?) {
         let config = context.configuration
@@ -77,6 +79,13 @@ public final class SMTPServerShared: Sendable {
         let sasl = config.string("smtpd_sasl_path")
         saslPath = sasl.hasPrefix("/") ? sasl : context.spool.join(sasl)
         authFailureLimit = max(1, config.integer("smtpd_client_auth_failure_limit"))
+        limits = ClientLimits(limits: .init(
+            sessions: max(1, config.integer("smtpd_session_limit")),
+            connectionsPerClient: max(1, config.integer("smtpd_client_connection_count_limit")),
+            connectionRate: max(0, config.integer("smtpd_client_connection_rate_limit")),
+            messageRate: max(0, config.integer("smtpd_client_message_rate_limit")),
+            recipientRate: max(0, config.integer("smtpd_client_recipient_rate_limit"))))
+        dataTimeLimit = .seconds(Int64(max(1, config.seconds("smtpd_data_time_limit"))))
         logger = context.logger
         idleTimeout = .seconds(Int64(max(1, config.seconds("smtpd_timeout"))))
         lookupTimeout = .milliseconds(Int64(max(1, config.seconds("smtpd_client_lookup_timeout")) * 1000))

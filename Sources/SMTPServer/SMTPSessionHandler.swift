@@ -45,6 +45,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var tlsVersion: String? = nil
     /// An implicit-TLS port (smtps, 465): TLS from the first byte.
     let implicitTLS: Bool
+    /// Counted by the per-client limits (released when the session ends).
+    var admitted = false
+    /// The end of the time allowed for the message being received.
+    var dataDeadline: Scheduled<Void>? = nil
 
     init(server: SMTPServerShared, remote: SocketAddress?, settings: SMTPServerStateMachine.Settings? = nil,
          implicitTLS: Bool = false) {
@@ -67,6 +71,24 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         server.sessionStarted()
+        if let refusal = server.limits.admit(identity.address, now: WallClock.seconds()) {
+            let text: String
+            switch refusal {
+            case .busy: text = "\(server.hostname) Error: too many connections, try again later"
+            case .tooManyConnections, .connectionRate: text = "\(server.hostname) Error: too many connections from \(identity.address)"
+            }
+            logger.warning("\(identity.logName): \(refusal == .busy ? "session limit reached" : refusal == .connectionRate ? "connection rate limit exceeded" : "connection count limit exceeded"); refused with 421")
+            closing = true
+            write([SMTPReply(421, EnhancedStatusCode(4, 7, 0), text)])
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+            connectLogged = true
+            context.fireChannelActive()
+            return
+        }
+        admitted = true
         // The greeting goes out at once; the client's name arrives when it does.
         identity.lookUp(pool: server.lookupPool, on: context.eventLoop, timeout: server.lookupTimeout)
             .assumeIsolated().whenComplete { _ in self.logConnect() }
@@ -84,6 +106,13 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         idleTimer?.cancel()
+        dataDeadline?.cancel()
+        if admitted { server.limits.release(identity.address, now: WallClock.seconds()) }
+        guard admitted else {
+            server.sessionEnded()
+            context.fireChannelInactive()
+            return
+        }
         // An open transaction never reached 250: cleanup discards its file
         // when the connection goes.
         transactionClient?.close()
@@ -101,7 +130,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         guard !closing else { return }
-        resetIdleTimer()
+        // Message content that keeps coming keeps the session alive; command
+        // bytes do not until a whole line has come (no slow trickling).
+        if machine.isReceivingData { resetIdleTimer() }
         input.writeBuffer(&buffer)
         process()
     }
@@ -113,6 +144,19 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             logger.info("TLS handshake or session failed with \(identity.logName): \(error)")
         }
         context.close(promise: nil)
+    }
+
+    /// smtpd_data_time_limit: the whole message, however steadily it comes.
+    func startDataDeadline() {
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        dataDeadline = context.eventLoop.scheduleTask(in: server.dataTimeLimit) {
+            let handler = loopBound.value
+            guard !handler.closing, handler.machine.isReceivingData else { return }
+            handler.logger.info("\(handler.identity.logName): message not complete within smtpd_data_time_limit; dropped")
+            handler.abortOpenTransaction()
+            handler.write([SMTPReply(421, EnhancedStatusCode(4, 4, 2), "\(handler.server.hostname) Error: timeout exceeded")])
+            handler.closeAfterFlush()
+        }
     }
 
     func resetIdleTimer() {
@@ -133,6 +177,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
     func process() {
         while !waiting && !closing {
+            if machine.isReceivingData && dataDeadline == nil { startDataDeadline() }
             if machine.isReceivingData {
                 guard input.readableBytes > 0 else { break }
                 let event = input.withUnsafeReadableBytes { framer.feed($0, into: &dataOutput) }
@@ -147,9 +192,13 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     input.clear()
                 case .end(let consumed):
                     input.moveReaderIndex(forwardBy: consumed)
+                    dataDeadline?.cancel()
+                    dataDeadline = nil
                     flushContent()
                     perform(machine.dataEnded(.complete(size: framer.contentSize)))
                 case .bareLineEnding(let bareLF):
+                    dataDeadline?.cancel()
+                    dataDeadline = nil
                     input.clear()
                     dataOutput.removeAll()
                     perform(machine.dataEnded(.bareLineEnding(bareLF: bareLF)))
@@ -182,6 +231,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             let verb = Self.verb(of: line)
             let action = machine.receive(line: line)
             countCommand(verb, action)
+            resetIdleTimer()
             perform(action)
         }
         if input.readableBytes == 0 { input.clear() } else if input.readerIndex > 65536 { input.discardReadBytes() }
@@ -268,7 +318,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let address = identity.address
         if server.authFailuresExceeded(address) {
             logger.warning("\(identity.logName): SASL \(mechanism) authentication refused: too many failures from this client")
-            resume { perform(machine.authenticationFinished(.failure("too many failed attempts from this address, try later"))) }
+            waiting = false
+            perform(machine.authenticationFinished(.failure("too many failed attempts from this address, try later")))
             return
         }
         let local = context.channel.localAddress?.ipAddress ?? ""
@@ -365,6 +416,18 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         waiting = true
         let qualified = recipient.qualified(with: server.origin)
         let eventLoop = context.eventLoop
+        let envelope = machine.currentEnvelope
+        let first = (envelope?.recipients.isEmpty ?? true) && (envelope?.discardedRecipients ?? 0) == 0
+        if let exceeded = server.limits.allowRecipient(identity.address, firstOfMessage: first, now: WallClock.seconds()) {
+            logger.warning("\(identity.logName): \(exceeded); RCPT refused")
+            let reply = exceeded.hasPrefix("too much mail")
+                ? SMTPReply(452, EnhancedStatusCode(4, 3, 2), "Error: \(exceeded)")
+                : SMTPReply(452, EnhancedStatusCode(4, 5, 3), "Error: \(exceeded)")
+            // Decided at once: the input loop that called us goes on.
+            waiting = false
+            perform(machine.recipientVerified(.reject(reply)))
+            return
+        }
         // sendmail's checks need the client's name and how it resolved; the
         // lookup started with the session and is bounded by its timeout.
         let lookup = identity.lookUp(pool: server.lookupPool, on: eventLoop, timeout: server.lookupTimeout)
