@@ -158,9 +158,11 @@ struct Check: ParsableCommand {
         } catch {
             problems.append("\(error)")
         }
-        let level = config.string("smtp_tls_security_level")
-        if !["none", "may", "encrypt"].contains(level) {
-            problems.append("\(ConfigError(file: config.path, line: config.line(of: "smtp_tls_security_level"), key: "smtp_tls_security_level", reason: "expected none, may or encrypt, found '\(level)'"))")
+        for key in ["smtp_tls_security_level", "smtpd_tls_security_level"] {
+            let level = config.string(key)
+            if !["none", "may", "encrypt"].contains(level) {
+                problems.append("\(ConfigError(file: config.path, line: config.line(of: key), key: key, reason: "expected none, may or encrypt, found '\(level)'"))")
+            }
         }
         let owner = config.string("mail_owner")
         let entry = PasswdEntry.lookup(name: owner)

@@ -43,6 +43,8 @@ public final class AliasDaemon: @unchecked Sendable {
     var decisions: RecipientDecisions
     /// trusted-users (sendmail's class t): may set another sender.
     var trustedUsers: Set<String> = []
+    /// TCP wrappers' rules for smtpd's connect-time check.
+    var hostsAccess = HostsAccess()
     var stamps: [String: FileStamp?] = [:]
     var lastCheck = 0.0
 
@@ -77,13 +79,14 @@ public final class AliasDaemon: @unchecked Sendable {
         guard force || now - lastCheck >= 1 else { return }
         lastCheck = now
         var fresh: [String: FileStamp?] = [:]
-        for path in MapLoader.sourceFiles(configuration) { fresh[path] = FileStamp(path: path) }
+        for path in MapLoader.sourceFiles(configuration) + hostsAccessFiles { fresh[path] = FileStamp(path: path) }
         guard force || fresh != stamps else { return }
         stamps = fresh
         let logger = self.logger
         decisions.tables = MapLoader.routingTables(configuration, previous: decisions.tables) { logger.warning("\($0)") }
         decisions.aliases = loadAliases()
         trustedUsers = Set(MapLoader.loadClass(path: configuration.string("trusted_users_file")).keys)
+        hostsAccess = loadHostsAccess()
         if !force { logger.info("maps changed; reloaded") }
     }
 
@@ -112,6 +115,38 @@ public final class AliasDaemon: @unchecked Sendable {
         }
     }
 
+    var hostsAccessFiles: [String] {
+        [configuration.string("smtpd_hosts_allow_file"), configuration.string("smtpd_hosts_deny_file")].filter { !$0.isEmpty }
+    }
+
+    /// /etc/hosts.allow and /etc/hosts.deny; a missing file has no rules.
+    func loadHostsAccess() -> HostsAccess {
+        func read(_ path: String) -> String? {
+            guard !path.isEmpty, let bytes = try? FileIO.readFile(path, limit: 4 << 20) else { return nil }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        let allow = configuration.string("smtpd_hosts_allow_file")
+        let deny = configuration.string("smtpd_hosts_deny_file")
+        let access = HostsAccess(allowPath: allow, allowText: read(allow), denyPath: deny, denyText: read(deny), readFile: read)
+        for problem in access.problems { logger.warning("\(problem)") }
+        return access
+    }
+
+    /// TCP wrappers for the daemon names smtpd and sendmail.
+    func checkClient(_ request: AliasProtocol.RecipientCheck) -> IPCFrame {
+        if request.clientResolve == "PENDING" && hostsAccess.needsClientName {
+            return AliasProtocol.clientNameNeeded()
+        }
+        let known = request.clientResolve == "OK" && !request.clientName.hasPrefix("[")
+        let client = HostsAccess.Client(address: request.clientAddress, name: known ? request.clientName : nil,
+                                        paranoid: request.clientResolve == "FORGED")
+        let decision = hostsAccess.decide(daemons: ["smtpd", "sendmail"], client: client)
+        guard !decision.allowed else { return AliasProtocol.RecipientVerdict.accept.frame(explanation: []) }
+        logger.info("tcpwrappers: \(request.clientAddress) denied by \(decision.rule ?? "a rule")")
+        return AliasProtocol.RecipientVerdict.reject(SMTPReply(554, EnhancedStatusCode(5, 7, 1),
+            "\(configuration.string("myhostname")) Access denied")).frame(explanation: [])
+    }
+
     func handle(_ frame: IPCFrame) -> IPCFrame {
         reloadIfChanged()
         switch frame.type {
@@ -135,6 +170,11 @@ public final class AliasDaemon: @unchecked Sendable {
             }
             let trusted = entry.uid == 0 || entry.name == configuration.string("mail_owner") || trustedUsers.contains(entry.name.lowercased())
             return AliasProtocol.User(name: entry.name, trusted: trusted).frame
+        case .aliasCheckClient:
+            guard let request = try? AliasProtocol.RecipientCheck(frame: frame) else {
+                return AliasProtocol.errorFrame("bad client check")
+            }
+            return checkClient(request)
         case .aliasDomainTable:
             return AliasProtocol.domainTableReply(decisions.tables.domaintable.entries.mapValues(\.value))
         default:

@@ -131,7 +131,13 @@ public enum AliasProtocol {
         /// The question for one RCPT; with `forSender`, the question at MAIL
         /// about the client and the sender (the reply is the same message).
         public func frame(forSender: Bool = false) -> IPCFrame {
-            var f = IPCFrame(forSender ? .aliasCheckSender : .aliasCheckRecipient)
+            frame(type: forSender ? .aliasCheckSender : .aliasCheckRecipient)
+        }
+
+        /// The same question as another request: `.aliasCheckClient` asks
+        /// about the client alone.
+        public func frame(type: IPCMessageType) -> IPCFrame {
+            var f = IPCFrame(type)
             f.add(.clientAddress, clientAddress)
             f.add(.clientName, clientName)
             f.add(.clientResolve, clientResolve)
@@ -142,7 +148,7 @@ public enum AliasProtocol {
         }
 
         public init(frame: IPCFrame) throws(IPCError) {
-            guard frame.type == .aliasCheckRecipient || frame.type == .aliasCheckSender else {
+            guard frame.type == .aliasCheckRecipient || frame.type == .aliasCheckSender || frame.type == .aliasCheckClient else {
                 throw .unexpectedMessage(frame.type.rawValue)
             }
             clientAddress = try frame.require(.clientAddress)
@@ -186,6 +192,18 @@ public enum AliasProtocol {
                 self = .reject(SMTPReply(code, enhanced, frame.string(.text) ?? ""))
             }
         }
+    }
+
+    /// aliasd's answer to a client check asked before the client's name
+    /// was known, when the rules need the name: ask again with it.
+    public static func clientNameNeeded() -> IPCFrame {
+        var f = IPCFrame(.aliasCheckRecipientReply)
+        f.add(.verdict, "needname")
+        return f
+    }
+
+    public static func isClientNameNeeded(_ frame: IPCFrame) -> Bool {
+        frame.type == .aliasCheckRecipientReply && frame.string(.verdict) == "needname"
     }
 
     /// domaintable's entries, for cleanup's header rewriting (the table is

@@ -30,6 +30,9 @@ public enum IPCMessageType: UInt16, Sendable {
     /// pickup: who is uid N, and may they set another sender?
     case aliasUser = 0x040A
     case aliasUserReply = 0x040B
+    /// smtpd at connect: may this client talk to us at all (TCP wrappers)?
+    /// The question is a recipient check's frame; the answer its verdict.
+    case aliasCheckClient = 0x040C
 
     // pickup (public/pickup): a wake-up, and the maildrop file's envelope
     case pickupWake = 0x0501

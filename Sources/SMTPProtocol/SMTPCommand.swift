@@ -20,6 +20,9 @@ public enum SMTPCommand: Hashable, Sendable {
     case mail(MailAddress?, [ESMTPParameter])
     case rcpt(MailAddress, [ESMTPParameter])
     case data
+    /// BDAT chunk-size [LAST] (RFC 3030): exactly chunk-size octets of
+    /// message follow the command line.
+    case bdat(Int, last: Bool)
     case rset
     case noop
     case quit
@@ -40,11 +43,18 @@ public enum SMTPCommandError: Error, Hashable, Sendable {
     case badParameter(String)
     /// Bytes that are not UTF-8.
     case badEncoding
+    /// A BDAT whose chunk size cannot be read: the client's byte stream can
+    /// no longer be followed, so the session must end.
+    case badChunkSize
 }
 
 extension SMTPCommand {
-    /// Parses one command line without its line ending.
-    public static func parse(_ line: some Collection<UInt8>) throws(SMTPCommandError) -> SMTPCommand {
+    /// Parses one command line without its line ending. With
+    /// `strictEnvelopes`, MAIL and RCPT take only RFC 5321's form,
+    /// `FROM:<path>` with no space around the colon and the brackets
+    /// required (Postfix's strict_rfc821_envelopes); otherwise spaces and a
+    /// bare address are tolerated, as Postfix and sendmail tolerate them.
+    public static func parse(_ line: some Collection<UInt8>, strictEnvelopes: Bool = false) throws(SMTPCommandError) -> SMTPCommand {
         guard !line.contains(0) else { throw .syntax(verb: "") }
         // Only well-formed UTF-8 may carry non-ASCII (RFC 6531).
         guard let text = String(validating: line, as: UTF8.self) else { throw .badEncoding }
@@ -60,17 +70,17 @@ extension SMTPCommand {
             guard !name.isEmpty else { throw .syntax(verb: verb) }
             return verb == "HELO" ? .helo(name) : .ehlo(name)
         case "MAIL":
-            let (path, params) = try splitPathArgument(argument, keyword: "FROM", verb: verb)
+            let (path, params) = try splitPathArgument(argument, keyword: "FROM", verb: verb, strict: strictEnvelopes)
             do {
-                return .mail(try MailAddress.parsePath(path, allowUTF8: true), params)
+                return .mail(try MailAddress.parsePath(path, requireBrackets: strictEnvelopes, allowUTF8: true), params)
             } catch {
                 throw .badSender(error)
             }
         case "RCPT":
-            let (path, params) = try splitPathArgument(argument, keyword: "TO", verb: verb)
+            let (path, params) = try splitPathArgument(argument, keyword: "TO", verb: verb, strict: strictEnvelopes)
             let address: MailAddress?
             do {
-                address = try MailAddress.parsePath(path, allowUTF8: true)
+                address = try MailAddress.parsePath(path, requireBrackets: strictEnvelopes, allowUTF8: true)
             } catch {
                 throw .badRecipient(error)
             }
@@ -79,6 +89,15 @@ extension SMTPCommand {
         case "DATA":
             guard argument.isEmpty else { throw .syntax(verb: verb) }
             return .data
+        case "BDAT":
+            // chunk-size = 1*DIGIT, end-marker = "LAST" (RFC 3030 section 2).
+            let words = argument.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard (1...2).contains(words.count), (1...18).contains(words[0].utf8.count),
+                  words[0].utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let size = Int(words[0]) else {
+                throw .badChunkSize
+            }
+            guard words.count == 1 || words[1].uppercased() == "LAST" else { throw .badChunkSize }
+            return .bdat(size, last: words.count == 2)
         case "RSET":
             guard argument.isEmpty else { throw .syntax(verb: verb) }
             return .rset
@@ -106,12 +125,26 @@ extension SMTPCommand {
 
     /// `FROM:<path> KEY=VALUE ...`. Spaces around the colon are tolerated, as
     /// Postfix and sendmail tolerate them; the path may be bracketed or bare.
-    static func splitPathArgument(_ argument: Substring, keyword: String, verb: String) throws(SMTPCommandError) -> (Substring, [ESMTPParameter]) {
+    static func splitPathArgument(_ argument: Substring, keyword: String, verb: String,
+                                  strict: Bool = false) throws(SMTPCommandError) -> (Substring, [ESMTPParameter]) {
         guard argument.count > keyword.count,
               argument.prefix(keyword.count).uppercased() == keyword else { throw .syntax(verb: verb) }
-        var rest = argument.dropFirst(keyword.count).trimmingSpaces()
-        guard rest.first == ":" else { throw .syntax(verb: verb) }
-        rest = rest.dropFirst().trimmingSpaces()
+        var rest = argument.dropFirst(keyword.count)
+        if strict {
+            // A space after the colon is a syntax error; a bare address is
+            // a bad address, as Postfix answers it.
+            guard rest.first == ":", let next = rest.dropFirst().first, next != " ", next != "\t" else {
+                throw .syntax(verb: verb)
+            }
+            guard next == "<" else {
+                throw verb == "MAIL" ? .badSender(.missingBrackets) : .badRecipient(.missingBrackets)
+            }
+            rest = rest.dropFirst()
+        } else {
+            rest = rest.trimmingSpaces()
+            guard rest.first == ":" else { throw .syntax(verb: verb) }
+            rest = rest.dropFirst().trimmingSpaces()
+        }
         guard !rest.isEmpty else { throw .syntax(verb: verb) }
 
         let pathEnd: Substring.Index
@@ -135,6 +168,9 @@ extension SMTPCommand {
             pathEnd = rest.firstIndex(where: { $0 == " " || $0 == "\t" }) ?? rest.endIndex
         }
         let path = rest[..<pathEnd]
+        if strict, let after = rest[pathEnd...].first, after != " " {
+            throw .syntax(verb: verb)
+        }
         var params: [ESMTPParameter] = []
         for word in rest[pathEnd...].split(whereSeparator: { $0 == " " || $0 == "\t" }) {
             let pieces = word.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)

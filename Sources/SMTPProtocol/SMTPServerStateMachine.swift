@@ -1,8 +1,8 @@
 import MailCore
 
 /// The server side of one SMTP session as a pure state machine (RFC 5321,
-/// with the ESMTP extensions PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES
-/// and DSN, RFC 3461).
+/// with the ESMTP extensions PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES,
+/// DSN (RFC 3461), CHUNKING (RFC 3030), SMTPUTF8, STARTTLS and AUTH).
 ///
 /// The machine never does I/O. It takes command lines and the results of the
 /// lookups it asked for, and returns what to do next. Lookups that take time
@@ -31,6 +31,13 @@ public struct SMTPServerStateMachine: Sendable {
         public var authRequired = false
         /// Failed AUTH attempts after which the session ends.
         public var authFailureLimit = 3
+        /// Commands sent ahead of time where RFC 2920 does not allow it
+        /// (after DATA, or without EHLO's PIPELINING) end the session.
+        public var rejectUnauthPipelining = true
+        /// Addresses must be `<...>` right after the colon (Postfix's
+        /// strict_rfc821_envelopes); otherwise bare addresses and spaces are
+        /// tolerated.
+        public var strictEnvelopes = false
 
         public init(hostname: String, greeting: String? = nil, messageSizeLimit: Int = 10_240_000,
                     recipientLimit: Int = 1000, hardErrorLimit: Int = 20, vrfyEnabled: Bool = true,
@@ -116,6 +123,13 @@ public struct SMTPServerStateMachine: Sendable {
         /// Check these credentials (mechanism named for the log), then call
         /// ``authenticationFinished(_:)``.
         case authenticate(SASLCredentials, mechanism: String)
+        /// Read exactly `size` octets into the open message (BDAT), then
+        /// call ``chunkReceived(totalSize:)``; `last` ends the message.
+        case receiveChunk(size: Int, last: Bool)
+        /// Read and throw away `size` octets (a refused BDAT: RFC 3030 says
+        /// its chunk still follows), discarding the open message first if
+        /// `abort`, then send the replies.
+        case discardChunk(size: Int, replies: [SMTPReply], abort: Bool, close: Bool)
     }
 
     /// What the authentication service said.
@@ -142,6 +156,8 @@ public struct SMTPServerStateMachine: Sendable {
         case authenticating(mechanism: String, user: String?)
         /// The credentials are being checked.
         case checkingCredentials
+        /// The octets of a BDAT chunk are being read.
+        case chunk(size: Int, last: Bool)
     }
 
     public let settings: Settings
@@ -156,6 +172,15 @@ public struct SMTPServerStateMachine: Sendable {
     /// The user the session authenticated as (SMTP AUTH).
     public private(set) var authenticatedUser: String? = nil
     public private(set) var authFailures = 0
+    /// A BDAT transaction has its message open (RFC 3030): the next chunks
+    /// add to it, and RSET, EHLO, QUIT or a failure must discard it.
+    public private(set) var hasOpenMessage = false
+    /// Content octets received in this BDAT transaction so far.
+    var chunkedSize = 0
+    /// The BDAT that asked for the message to be opened.
+    var pendingChunk: (size: Int, last: Bool)? = nil
+    /// EHLO or HELO came with commands behind it, before its reply.
+    var spokeAhead = false
 
     public init(settings: Settings) {
         self.settings = settings
@@ -163,6 +188,16 @@ public struct SMTPServerStateMachine: Sendable {
 
     /// True while DATA content is expected.
     public var isReceivingData: Bool { state == .data }
+    /// True while the octets of a BDAT chunk are expected.
+    public var isReceivingChunk: Bool {
+        if case .chunk = state { return true }
+        return false
+    }
+    /// An AUTH exchange waits for the client's next line.
+    public var isAuthenticating: Bool {
+        if case .authenticating = state { return true }
+        return false
+    }
     public var isClosed: Bool { state == .closed }
     /// The envelope of the current transaction, if any.
     public var currentEnvelope: Envelope? { envelope }
@@ -241,10 +276,18 @@ public struct SMTPServerStateMachine: Sendable {
         esmtp = false
         envelope = nil
         authenticatedUser = nil
+        spokeAhead = false
     }
 
     public mutating func greeting() -> Action {
         .send([SMTPReply(220, nil, settings.greeting)], close: false)
+    }
+
+    /// The client sent something before the greeting (RFC 5321 section
+    /// 3.1: it must wait for it), as spamware that does not wait does.
+    public mutating func spokeBeforeGreeting() -> Action {
+        state = .closed
+        return .send([SMTPReply(554, EnhancedStatusCode(5, 5, 0), "\(settings.hostname) Error: client sent data before the greeting")], close: true)
     }
 
     /// The idle or command timeout expired.
@@ -260,18 +303,27 @@ public struct SMTPServerStateMachine: Sendable {
 
     // MARK: Commands
 
-    public mutating func receive(line: some Collection<UInt8>) -> Action {
+    /// One command line. `pipelined` says more input had already arrived
+    /// behind it: the client did not wait for this command's reply.
+    public mutating func receive(line: some Collection<UInt8>, pipelined: Bool = false) -> Action {
         precondition(state != .data && state != .committing && state != .opening && !isVerifying
-                     && state != .checkingCredentials, "input fed while an action is pending")
+                     && state != .checkingCredentials && !isReceivingChunk, "input fed while an action is pending")
         guard state != .closed else { return .send([], close: true) }
         if case .authenticating(let mechanism, let user) = state {
             return continueAuthentication(Array(line), mechanism: mechanism, user: user)
         }
         let command: SMTPCommand
         do {
-            command = try SMTPCommand.parse(line)
+            command = try SMTPCommand.parse(line, strictEnvelopes: settings.strictEnvelopes)
+        } catch .badChunkSize {
+            // The chunk's length is unknown, so the next command cannot be
+            // found: nothing sensible can follow.
+            return closing([SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Syntax: BDAT count [LAST]")])
         } catch let parseError {
             return error(reply(for: parseError))
+        }
+        if settings.rejectUnauthPipelining && authenticatedUser == nil && isImproperlyPipelined(command, pipelined: pipelined) {
+            return closing([SMTPReply(503, EnhancedStatusCode(5, 5, 0), "Error: improper use of SMTP command pipelining")])
         }
         switch command {
         case .helo(let name), .ehlo(let name):
@@ -282,13 +334,13 @@ public struct SMTPServerStateMachine: Sendable {
             envelope = nil
             state = .ready
             if !isEHLO {
-                return .send([SMTPReply(250, nil, settings.hostname)], close: false)
+                return endingOpenMessage(.send([SMTPReply(250, nil, settings.hostname)], close: false))
             }
             var keywords = [settings.hostname, "PIPELINING", "SIZE \(settings.messageSizeLimit)"]
             if settings.tlsAvailable && !tlsActive { keywords.append("STARTTLS") }
             if settings.authEnabled && tlsActive { keywords.append("AUTH PLAIN LOGIN") }
-            keywords += ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"]
-            return .send([SMTPReply(250, nil, lines: keywords)], close: false)
+            keywords += ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING"]
+            return endingOpenMessage(.send([SMTPReply(250, nil, lines: keywords)], close: false))
 
         case .auth(let mechanism, let initial):
             guard settings.authEnabled else {
@@ -412,6 +464,9 @@ public struct SMTPServerStateMachine: Sendable {
             guard envelope != nil else {
                 return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: need MAIL command"))
             }
+            guard !hasOpenMessage else {
+                return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: RCPT after BDAT"))
+            }
             guard recipient.isASCII || envelope!.smtpUTF8 else {
                 return error(SMTPReply(553, EnhancedStatusCode(5, 6, 7), "Must declare SMTPUTF8 to send Unicode addresses"))
             }
@@ -451,29 +506,50 @@ public struct SMTPServerStateMachine: Sendable {
             guard let envelope else {
                 return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: need RCPT command"))
             }
+            guard !hasOpenMessage else {
+                // RFC 3030 section 3: one transaction, one of DATA or BDAT.
+                return error(SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: DATA after BDAT"))
+            }
             guard !envelope.recipients.isEmpty || envelope.discardedRecipients > 0 else {
                 return error(SMTPReply(554, EnhancedStatusCode(5, 5, 1), "Error: no valid recipients"))
             }
             state = .opening
             return .openMessage(envelope)
 
+        case .bdat(let size, let last):
+            guard let envelope else {
+                return chunkError(size, SMTPReply(503, EnhancedStatusCode(5, 5, 1), "Error: need RCPT command"))
+            }
+            if hasOpenMessage {
+                state = .chunk(size: size, last: last)
+                return .receiveChunk(size: size, last: last)
+            }
+            guard !envelope.recipients.isEmpty || envelope.discardedRecipients > 0 else {
+                return chunkError(size, SMTPReply(554, EnhancedStatusCode(5, 5, 1), "Error: no valid recipients"))
+            }
+            hasOpenMessage = true
+            chunkedSize = 0
+            pendingChunk = (size, last)
+            state = .opening
+            return .openMessage(envelope)
+
         case .rset:
             envelope = nil
             if state != .connected { state = .ready }
-            return .send([ok], close: false)
+            return endingOpenMessage(.send([ok], close: false))
 
         case .noop:
             return .send([ok], close: false)
 
         case .quit:
             state = .closed
-            return .send([SMTPReply(221, EnhancedStatusCode(2, 0, 0), "Bye")], close: true)
+            return endingOpenMessage(.send([SMTPReply(221, EnhancedStatusCode(2, 0, 0), "Bye")], close: true))
 
         case .help:
             return .send([SMTPReply(214, EnhancedStatusCode(2, 0, 0), lines: [
                 "This is hikyaku. Commands:",
-                "HELO EHLO MAIL RCPT DATA",
-                "RSET NOOP QUIT HELP VRFY STARTTLS",
+                "HELO EHLO MAIL RCPT DATA BDAT",
+                "RSET NOOP QUIT HELP VRFY" + (settings.tlsAvailable ? " STARTTLS" : "") + (settings.authEnabled ? " AUTH" : ""),
                 "End of HELP info",
             ])], close: false)
 
@@ -528,8 +604,14 @@ public struct SMTPServerStateMachine: Sendable {
         }
     }
 
+    /// The message is open: DATA's 354, or BDAT's first chunk to read.
     public mutating func dataStarted() -> Action {
         precondition(state == .opening)
+        if let chunk = pendingChunk {
+            pendingChunk = nil
+            state = .chunk(size: chunk.size, last: chunk.last)
+            return .receiveChunk(size: chunk.size, last: chunk.last)
+        }
         state = .data
         return .send([SMTPReply(354, nil, "End data with <CR><LF>.<CR><LF>")], close: false)
     }
@@ -538,7 +620,34 @@ public struct SMTPServerStateMachine: Sendable {
         precondition(state == .opening)
         envelope = nil
         state = .ready
+        if let chunk = pendingChunk {
+            pendingChunk = nil
+            hasOpenMessage = false
+            return chunkError(chunk.size, reply)
+        }
         return error(reply)
+    }
+
+    /// A BDAT chunk's octets were all read; `totalSize` is the message's
+    /// content so far.
+    public mutating func chunkReceived(totalSize: Int) -> Action {
+        guard case .chunk(let size, let last) = state else {
+            preconditionFailure("chunkReceived without a chunk being read")
+        }
+        chunkedSize = totalSize
+        if settings.messageSizeLimit > 0 && totalSize > settings.messageSizeLimit {
+            envelope = nil
+            hasOpenMessage = false
+            state = .ready
+            errorCount += 1
+            return .abortMessage([SMTPReply(552, EnhancedStatusCode(5, 3, 4), "Error: message file too big")], close: false)
+        }
+        if last {
+            state = .committing
+            return .commitMessage(envelope!, size: totalSize)
+        }
+        state = .transaction
+        return .send([SMTPReply(250, EnhancedStatusCode(2, 0, 0), "Ok: \(size) octets received")], close: false)
     }
 
     public mutating func dataEnded(_ outcome: DataOutcome) -> Action {
@@ -565,6 +674,8 @@ public struct SMTPServerStateMachine: Sendable {
     public mutating func commitFinished(_ result: CommitResult) -> Action {
         precondition(state == .committing)
         envelope = nil
+        hasOpenMessage = false
+        chunkedSize = 0
         state = .ready
         switch result {
         case .queued(let id):
@@ -579,6 +690,52 @@ public struct SMTPServerStateMachine: Sendable {
     }
 
     // MARK: Errors
+
+    /// RFC 2920 section 3.1: a client may send commands ahead only after
+    /// EHLO has offered PIPELINING, and EHLO, HELO and DATA end a group.
+    /// (BDAT chunks may be pipelined, RFC 3030 section 4.2.)
+    mutating func isImproperlyPipelined(_ command: SMTPCommand, pipelined: Bool) -> Bool {
+        switch command {
+        case .helo, .ehlo:
+            if pipelined { spokeAhead = true }
+            return false
+        case .mail, .rcpt:
+            return spokeAhead || (pipelined && !esmtp)
+        case .data:
+            return spokeAhead || pipelined
+        case .bdat:
+            return spokeAhead || (pipelined && !esmtp)
+        default:
+            return false
+        }
+    }
+
+    /// Ends the session with these replies, discarding an open message.
+    mutating func closing(_ replies: [SMTPReply]) -> Action {
+        state = .closed
+        envelope = nil
+        return endingOpenMessage(.send(replies, close: true))
+    }
+
+    /// RSET, HELO, EHLO and QUIT end a BDAT transaction: its open message
+    /// is discarded before the reply goes out.
+    mutating func endingOpenMessage(_ action: Action) -> Action {
+        guard hasOpenMessage, case .send(let replies, let close) = action else { return action }
+        hasOpenMessage = false
+        chunkedSize = 0
+        return .abortMessage(replies, close: close)
+    }
+
+    /// A refused BDAT: its chunk is read and thrown away, then the replies.
+    mutating func chunkError(_ size: Int, _ reply: SMTPReply, abort: Bool = false) -> Action {
+        errorCount += 1
+        if errorCount >= settings.hardErrorLimit {
+            state = .closed
+            return .discardChunk(size: size, replies: [reply, SMTPReply(421, EnhancedStatusCode(4, 7, 0), "\(settings.hostname) Error: too many errors")],
+                                 abort: abort, close: true)
+        }
+        return .discardChunk(size: size, replies: [reply], abort: abort, close: false)
+    }
 
     /// Counts an error reply; past the hard limit the session ends with 421.
     mutating func error(_ reply: SMTPReply) -> Action {
@@ -619,6 +776,8 @@ public struct SMTPServerStateMachine: Sendable {
             return SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Bad parameter syntax: \(word)")
         case .badEncoding:
             return SMTPReply(500, EnhancedStatusCode(5, 5, 2), "Error: bad UTF-8 syntax")
+        case .badChunkSize:
+            return SMTPReply(501, EnhancedStatusCode(5, 5, 4), "Syntax: BDAT count [LAST]")
         }
     }
 }

@@ -18,7 +18,7 @@ enum DovecotAuthClient {
         let promise = eventLoop.makePromise(of: SMTPServerStateMachine.AuthenticationResult.self)
         let request = DovecotAuth.request(id: 1, credentials: credentials, clientAddress: clientAddress,
                                           localAddress: localAddress, secured: secured)
-        let handler = DovecotAuthHandler(request: request, promise: promise)
+        let handler = DovecotAuthHandler(request: request, user: credentials.user, promise: promise)
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
@@ -75,11 +75,14 @@ final class DovecotAuthHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = String
     typealias OutboundOut = ByteBuffer
     let request: String
+    /// The name the client gave, for an OK that names no user.
+    let user: String
     let promise: EventLoopPromise<SMTPServerStateMachine.AuthenticationResult>
     var sentRequest = false
 
-    init(request: String, promise: EventLoopPromise<SMTPServerStateMachine.AuthenticationResult>) {
+    init(request: String, user: String, promise: EventLoopPromise<SMTPServerStateMachine.AuthenticationResult>) {
         self.request = request
+        self.user = user
         self.promise = promise
     }
 
@@ -103,8 +106,8 @@ final class DovecotAuthHandler: ChannelInboundHandler, @unchecked Sendable {
             guard !sentRequest else { return }
             sentRequest = true
             send(context, request)
-        case .ok(1, let user):
-            promise.succeed(.success(user))
+        case .ok(1, let named):
+            promise.succeed(.success(named.isEmpty ? user : named))
         case .fail(1, let reason, let temporary):
             promise.succeed(temporary ? .unavailable(reason) : .failure(reason))
         case .incompatible(let text):

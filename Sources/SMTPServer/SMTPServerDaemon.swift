@@ -57,6 +57,10 @@ public final class SMTPServerShared: Sendable {
     let authFailures = NIOLockedValueBox([String: [Int]]())
     let limits: ClientLimits
     let dataTimeLimit: TimeAmount
+    /// sendmail's greet_pause: how long a client waits for the greeting.
+    let greetPause: TimeAmount
+    /// TCP wrappers are consulted (through aliasd) at connect.
+    let checksHostsAccess: Bool
 
     init(context: DaemonContext, group: MultiThreadedEventLoopGroup, tlsContext: NIOSSLContext?) {
         let config = context.configuration
@@ -71,8 +75,12 @@ public final class SMTPServerShared: Sendable {
             hardErrorLimit: max(1, config.integer("smtpd_hard_error_limit")),
             vrfyEnabled: !config.boolean("disable_vrfy_command"),
             checksSender: !config.boolean("smtpd_delay_checks"))
-        settings.tlsAvailable = tlsContext != nil
+        // Port 25 offers STARTTLS unless the level is none (the certificate
+        // may be loaded for the submission ports all the same).
+        settings.tlsAvailable = tlsContext != nil && config.string("smtpd_tls_security_level") != "none"
         settings.tlsRequired = config.string("smtpd_tls_security_level") == "encrypt"
+        settings.rejectUnauthPipelining = config.boolean("smtpd_reject_unauth_pipelining")
+        settings.strictEnvelopes = config.boolean("strict_rfc821_envelopes")
         authOnPort25 = config.boolean("smtpd_sasl_auth_enable")
         settings.authEnabled = authOnPort25 && tlsContext != nil
         self.settings = settings
@@ -86,6 +94,8 @@ public final class SMTPServerShared: Sendable {
             messageRate: max(0, config.integer("smtpd_client_message_rate_limit")),
             recipientRate: max(0, config.integer("smtpd_client_recipient_rate_limit"))))
         dataTimeLimit = .seconds(Int64(max(1, config.seconds("smtpd_data_time_limit"))))
+        greetPause = .seconds(Int64(max(0, config.seconds("smtpd_greet_pause"))))
+        checksHostsAccess = !config.string("smtpd_hosts_allow_file").isEmpty || !config.string("smtpd_hosts_deny_file").isEmpty
         logger = context.logger
         idleTimeout = .seconds(Int64(max(1, config.seconds("smtpd_timeout"))))
         lookupTimeout = .milliseconds(Int64(max(1, config.seconds("smtpd_client_lookup_timeout")) * 1000))
@@ -111,6 +121,7 @@ public final class SMTPServerShared: Sendable {
         var settings = self.settings
         if role == "submission" || role == "smtps" {
             // RFC 6409: submission is for authenticated users, over TLS.
+            settings.tlsAvailable = tlsContext != nil
             settings.tlsRequired = true
             settings.authEnabled = tlsContext != nil
             settings.authRequired = true
@@ -215,7 +226,11 @@ public enum SMTPServerDaemon {
         for (index, fd) in context.listenFDs.enumerated() {
             let role = index < context.listenRoles.count ? context.listenRoles[index] : "smtp"
             if role == "smtps" && tls == nil {
-                context.logger.error("smtps_listen: no TLS certificate, so the implicit-TLS port is not served")
+                // Refuse at once rather than leave clients hanging on a bound port.
+                context.logger.error("smtps_listen: no TLS certificate; connections to the implicit-TLS port are closed at once")
+                listeners.append(try ServerBootstrap(group: group)
+                    .childChannelInitializer { channel in channel.close() }
+                    .withBoundSocket(fd).wait())
                 continue
             }
             let settings = shared.settings(for: role)

@@ -31,6 +31,15 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var closing = false
     var discardingLongLine = false
     var framer = DataFramer()
+    var decoder = ChunkDecoder()
+    /// A BDAT chunk being read: octets still to come, whether it is the
+    /// last, and for a refused one the replies to give once it is read.
+    var chunk: (left: Int, last: Bool, refused: (replies: [SMTPReply], close: Bool)?)? = nil
+    /// The greeting has not gone out: the greet pause or the TCP wrappers'
+    /// verdict is awaited, and a client that speaks now is refused.
+    var greetingPending = false
+    var greetPauseOver = false
+    var wrappersVerdict: SMTPServerStateMachine.RecipientVerdict? = nil
     var dataOutput: [UInt8] = []
     var queueID: QueueID? = nil
     var cleanup: LazyIPCClient? = nil
@@ -47,6 +56,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     let implicitTLS: Bool
     /// Counted by the per-client limits (released when the session ends).
     var admitted = false
+    /// TLS was started (STARTTLS or an implicit-TLS port) and the handshake
+    /// is not done: the idle timer ends the connection without a reply.
+    var awaitingHandshake = false
     /// The end of the time allowed for the message being received.
     var dataDeadline: Scheduled<Void>? = nil
 
@@ -55,7 +67,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         self.server = server
         self.implicitTLS = implicitTLS
         machine = SMTPServerStateMachine(settings: settings ?? server.settings)
-        if implicitTLS { machine.beginsInTLS() }
+        if implicitTLS {
+            machine.beginsInTLS()
+            awaitingHandshake = true
+        }
         identity = ClientIdentity(remote: remote)
         input = ByteBuffer()
     }
@@ -89,13 +104,84 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             return
         }
         admitted = true
-        // The greeting goes out at once; the client's name arrives when it does.
-        identity.lookUp(pool: server.lookupPool, on: context.eventLoop, timeout: server.lookupTimeout)
-            .assumeIsolated().whenComplete { _ in self.logConnect() }
+        let lookup = identity.lookUp(pool: server.lookupPool, on: context.eventLoop, timeout: server.lookupTimeout)
+        lookup.assumeIsolated().whenComplete { _ in self.logConnect() }
         resetIdleTimer()
+        // The greeting waits for the greet pause (not for the local host)
+        // and for the TCP wrappers' verdict, which may need the client's name.
+        greetingPending = true
+        let pause = identity.isLoopbackHost ? TimeAmount.zero : server.greetPause
+        if pause > .zero {
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: pause) {
+                loopBound.value.greetPauseOver = true
+                loopBound.value.greetIfReady()
+            }
+        } else {
+            greetPauseOver = true
+        }
+        if server.checksHostsAccess {
+            checkHostsAccess(after: lookup)
+        } else {
+            wrappersVerdict = .accept
+        }
+        greetIfReady()
+        context.fireChannelActive()
+    }
+
+    /// TCP wrappers: aliasd reads /etc/hosts.allow and /etc/hosts.deny and
+    /// judges the client under the daemon names smtpd and sendmail. It is
+    /// asked at once; only when its rules look at names does the answer wait
+    /// for the client's reverse lookup.
+    func checkHostsAccess(after lookup: EventLoopFuture<Void>, nameKnown: Bool = false) {
+        let eventLoop = context.eventLoop
+        let check = AliasProtocol.RecipientCheck(
+            clientAddress: identity.address, clientName: identity.name,
+            clientResolve: nameKnown || identity.isLoopback ? identity.resolve.rawValue : "PENDING", sender: "", recipient: "")
+        server.aliasClient(for: eventLoop).request(check.frame(type: .aliasCheckClient)).assumeIsolated().whenComplete { result in
+            var verdict = SMTPServerStateMachine.RecipientVerdict.reject(
+                SMTPReply(421, EnhancedStatusCode(4, 3, 0), "\(self.server.hostname) Error: temporary lookup failure, try again later"))
+            switch result {
+            case .success(let frame) where AliasProtocol.isClientNameNeeded(frame) && !nameKnown:
+                lookup.assumeIsolated().whenComplete { _ in self.checkHostsAccess(after: lookup, nameKnown: true) }
+                return
+            case .success(let frame):
+                switch try? AliasProtocol.RecipientVerdict(frame: frame) {
+                case .accept, .discard: verdict = .accept
+                case .reject(let reply): verdict = .reject(reply)
+                case nil: self.logger.warning("aliasd: bad answer to a client check")
+                }
+            case .failure(let error):
+                self.logger.warning("aliasd lookup failed: \(error)")
+            }
+            self.wrappersVerdict = verdict
+            self.greetIfReady()
+        }
+    }
+
+    /// Sends the greeting once the pause is over and the client is allowed;
+    /// refuses a client that spoke first or that TCP wrappers deny.
+    func greetIfReady() {
+        guard greetingPending, !closing, greetPauseOver, let verdict = wrappersVerdict,
+              context.channel.isActive else { return }
+        greetingPending = false
+        if case .reject(let reply) = verdict {
+            logConnect()
+            logger.warning("NOQUEUE: reject: CONNECT from \(identity.logName): \(reply)")
+            write([reply])
+            closeAfterFlush()
+            return
+        }
+        if input.readableBytes > 0 {
+            logConnect()
+            logger.warning("NOQUEUE: reject: CONNECT from \(identity.logName): client sent \(input.readableBytes) bytes before the greeting")
+            input.clear()
+            perform(machine.spokeBeforeGreeting())
+            context.flush()
+            return
+        }
         perform(machine.greeting())
         context.flush()
-        context.fireChannelActive()
     }
 
     func logConnect() {
@@ -130,9 +216,14 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         guard !closing else { return }
+        if greetingPending {
+            // Kept only to be counted: the client will be refused.
+            if input.readableBytes < Self.commandLineLimit { input.writeBuffer(&buffer) }
+            return
+        }
         // Message content that keeps coming keeps the session alive; command
         // bytes do not until a whole line has come (no slow trickling).
-        if machine.isReceivingData { resetIdleTimer() }
+        if machine.isReceivingData || chunk != nil { resetIdleTimer() }
         input.writeBuffer(&buffer)
         process()
     }
@@ -151,7 +242,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         dataDeadline = context.eventLoop.scheduleTask(in: server.dataTimeLimit) {
             let handler = loopBound.value
-            guard !handler.closing, handler.machine.isReceivingData else { return }
+            guard !handler.closing, handler.machine.isReceivingData || handler.machine.hasOpenMessage else { return }
             handler.logger.info("\(handler.identity.logName): message not complete within smtpd_data_time_limit; dropped")
             handler.abortOpenTransaction()
             handler.write([SMTPReply(421, EnhancedStatusCode(4, 4, 2), "\(handler.server.hostname) Error: timeout exceeded")])
@@ -164,7 +255,12 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         idleTimer = context.eventLoop.scheduleTask(in: server.idleTimeout) {
             let handler = loopBound.value
-            if handler.waiting {
+            if handler.awaitingHandshake {
+                // No reply can be read in the middle of a handshake.
+                handler.logger.info("\(handler.identity.logName): TLS handshake not done within smtpd_timeout; disconnected")
+                handler.closing = true
+                handler.context.close(promise: nil)
+            } else if handler.waiting {
                 handler.resetIdleTimer()
             } else if !handler.closing {
                 handler.abortOpenTransaction()
@@ -177,7 +273,16 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
     func process() {
         while !waiting && !closing {
-            if machine.isReceivingData && dataDeadline == nil { startDataDeadline() }
+            if (machine.isReceivingData || chunk != nil) && dataDeadline == nil { startDataDeadline() }
+            if let current = chunk {
+                if current.left > 0 {
+                    guard input.readableBytes > 0 else { break }
+                    readChunk()
+                    continue
+                }
+                finishChunk(current)
+                continue
+            }
             if machine.isReceivingData {
                 guard input.readableBytes > 0 else { break }
                 let event = input.withUnsafeReadableBytes { framer.feed($0, into: &dataOutput) }
@@ -228,9 +333,22 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 perform(machine.lineTooLong())
                 continue
             }
-            let verb = Self.verb(of: line)
-            let action = machine.receive(line: line)
-            countCommand(verb, action)
+            // An AUTH exchange's lines are answers, not commands: they count
+            // as part of the AUTH.
+            let inExchange = machine.isAuthenticating
+            let verb = inExchange ? "auth" : Self.verb(of: line)
+            // RFC 2920: did the client send more without waiting for this reply?
+            let pipelined = input.readableBytes > 0 && !identity.isLoopbackHost
+            let action = machine.receive(line: line, pipelined: pipelined)
+            if case .send(let replies, true) = action, replies.first?.enhanced == EnhancedStatusCode(5, 5, 0) {
+                logger.warning("NOQUEUE: reject: \(verb.uppercased()) from \(identity.logName): improper use of SMTP command pipelining")
+            }
+            if case .send(let replies, _) = action, verb == "auth", replies.first?.code == 535 {
+                // Refused before Dovecot was asked (a malformed PLAIN message).
+                server.noteAuthFailure(identity.address)
+                logger.warning("\(identity.logName): SASL PLAIN authentication failed: malformed message")
+            }
+            if !action.isContinuation { countCommand(verb, action) }
             resetIdleTimer()
             perform(action)
         }
@@ -238,7 +356,48 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         context.flush()
     }
 
-    static let knownVerbs: Set<String> = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "quit", "help", "vrfy", "starttls", "auth"]
+    static let knownVerbs: Set<String> = ["helo", "ehlo", "mail", "rcpt", "data", "bdat", "rset", "noop", "quit", "help", "vrfy", "starttls", "auth"]
+
+    /// Takes what has come of the current BDAT chunk.
+    func readChunk() {
+        guard var current = chunk else { return }
+        let n = min(current.left, input.readableBytes)
+        if current.refused == nil {
+            input.withUnsafeReadableBytes { decoder.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n]), into: &dataOutput) }
+            if server.settings.messageSizeLimit > 0 && decoder.contentSize > server.settings.messageSizeLimit {
+                // Keep reading the chunk, but stop storing.
+                dataOutput.removeAll(keepingCapacity: true)
+            } else if dataOutput.count >= IPCFrame.maximumChunk || queueID == nil {
+                flushContent()
+            }
+        }
+        input.moveReaderIndex(forwardBy: n)
+        current.left -= n
+        chunk = current
+    }
+
+    /// The whole chunk is in: the refused one's replies, or the machine's
+    /// next step.
+    func finishChunk(_ current: (left: Int, last: Bool, refused: (replies: [SMTPReply], close: Bool)?)) {
+        chunk = nil
+        if let refused = current.refused {
+            write(refused.replies)
+            if refused.close { closeAfterFlush() }
+            return
+        }
+        if current.last {
+            decoder.finish(into: &dataOutput)
+            dataDeadline?.cancel()
+            dataDeadline = nil
+        }
+        flushContent()
+        let action = machine.chunkReceived(totalSize: decoder.contentSize)
+        if case .abortMessage = action {
+            dataDeadline?.cancel()
+            dataDeadline = nil
+        }
+        perform(action)
+    }
 
     static func verb(of line: ByteBufferView.SubSequence) -> String {
         let word = line.prefix(while: { $0 != 32 && $0 != 9 }).prefix(8)
@@ -250,9 +409,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         switch action {
         case .send(let replies, _):
             count(verb, ok: replies.first.map { $0.code < 400 } ?? true)
-        case .verifyRecipient, .verifySender, .openMessage:
+        case .verifyRecipient, .verifySender, .openMessage, .authenticate:
             // Counted when the result is known.
             break
+        case .discardChunk:
+            count(verb, ok: false)
         default:
             count(verb, ok: true)
         }
@@ -305,6 +466,17 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
         case .authenticate(let credentials, let mechanism):
             authenticate(credentials, mechanism: mechanism)
+
+        case .receiveChunk(let size, let last):
+            chunk = (size, last, nil)
+
+        case .discardChunk(let size, let replies, let abort, let close):
+            if abort {
+                abortOpenTransaction()
+                dataDeadline?.cancel()
+                dataDeadline = nil
+            }
+            chunk = (size, false, (replies, close))
         }
     }
 
@@ -318,6 +490,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let address = identity.address
         if server.authFailuresExceeded(address) {
             logger.warning("\(identity.logName): SASL \(mechanism) authentication refused: too many failures from this client")
+            count("auth", ok: false)
             waiting = false
             perform(machine.authenticationFinished(.failure("too many failed attempts from this address, try later")))
             return
@@ -327,6 +500,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                                        localAddress: local, secured: machine.tlsActive, on: context.eventLoop,
                                        timeout: .seconds(30))
             .assumeIsolated().whenSuccess { result in
+                switch result {
+                case .success: self.count("auth", ok: true)
+                case .failure, .unavailable: self.count("auth", ok: false)
+                }
                 switch result {
                 case .success(let user):
                     self.logger.info("\(self.identity.logName): sasl_method=\(mechanism), sasl_username=\(user)")
@@ -358,6 +535,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
         input.clear()
         waiting = true
+        awaitingHandshake = true
+        resetIdleTimer()
         do {
             try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext), position: .first)
         } catch {
@@ -377,6 +556,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             case nil: version = "TLS"
             }
             tlsVersion = version
+            awaitingHandshake = false
+            resetIdleTimer()
             logger.info("\(version) connection established from \(identity.logName)")
             if implicitTLS {
                 // The greeting was written before the handshake and waits in
@@ -508,10 +689,12 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 
     func open(_ envelope: SMTPServerStateMachine.Envelope) {
+        let verb = machine.hasOpenMessage ? "bdat" : "data"
         if envelope.recipients.isEmpty {
             // Every recipient was discarded: read the data, queue nothing.
-            count("data", ok: true)
+            count(verb, ok: true)
             framer = DataFramer(policy: server.bareLineEndingPolicy)
+            decoder = ChunkDecoder()
             dataOutput.removeAll(keepingCapacity: true)
             perform(machine.dataStarted())
             return
@@ -520,8 +703,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let recipients = envelope.recipients.map { $0.qualified(with: server.origin).description }
         // RFC 3848 (ESMTPS over TLS) and RFC 6531 section 3.7.4 (UTF8SMTP).
         // RFC 3848: S for TLS, A for an authenticated client.
+        // (HELO sessions are plain SMTP: RFC 3848 names only ESMTP's.)
         let tls = (machine.tlsActive ? "S" : "") + (machine.authenticatedUser != nil ? "A" : "")
-        let protocolName = envelope.smtpUTF8 ? "UTF8SMTP" + tls : envelope.esmtp ? "ESMTP" + tls : "SMTP" + tls
+        let protocolName = envelope.smtpUTF8 ? "UTF8SMTP" + tls : envelope.esmtp ? "ESMTP" + tls : "SMTP"
         var begin = CleanupProtocol.Begin(
             origin: .smtp, sender: senderText(envelope), recipients: recipients,
             clientName: identity.resolve == .ok ? identity.name : "unknown", clientAddress: identity.address,
@@ -559,6 +743,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                             self.logger.info("\(id): client=\(self.identity.logName)")
                         }
                         self.framer = DataFramer(policy: self.server.bareLineEndingPolicy)
+                        self.decoder = ChunkDecoder()
                         self.dataOutput.removeAll(keepingCapacity: true)
                         let date = WallClock.localTime(WallClock.seconds()).rfc5322
                         let received = ReceivedHeader.text(
@@ -568,13 +753,13 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                             protocolName: protocolName, queueID: id, recipients: recipients, date: date,
                             tls: self.tlsVersion)
                         self.dataOutput.append(contentsOf: Array(received.utf8))
-                        self.count("data", ok: true)
+                        self.count(verb, ok: true)
                         self.perform(self.machine.dataStarted())
                     case .refused(let smtp):
-                        self.count("data", ok: false)
+                        self.count(verb, ok: false)
                         self.perform(self.machine.dataStartFailed(smtp))
                     case nil:
-                        self.count("data", ok: false)
+                        self.count(verb, ok: false)
                         self.perform(self.machine.dataStartFailed(
                             SMTPReply(451, EnhancedStatusCode(4, 3, 0), "Error: queue file write error")))
                     }
@@ -583,7 +768,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 
     func flushContent() {
-        guard let client = transactionClient, queueID != nil, !dataOutput.isEmpty else { return }
+        guard let client = transactionClient, queueID != nil, !dataOutput.isEmpty else {
+            // No queue file (every recipient discarded): nothing to keep.
+            if queueID == nil { dataOutput.removeAll(keepingCapacity: true) }
+            return
+        }
         var start = 0
         while start < dataOutput.count {
             let end = min(dataOutput.count, start + IPCFrame.maximumChunk)
@@ -594,6 +783,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 
     func commit() {
+        dataDeadline?.cancel()
+        dataDeadline = nil
         if machine.currentEnvelope?.recipients.isEmpty == true {
             dataOutput.removeAll()
             logger.info("NOQUEUE: discard: DATA from \(identity.logName): message discarded by the access map")
@@ -641,5 +832,13 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         transactionClient = nil
         dataOutput.removeAll()
         _ = client.send(IPCFrame(.cleanupAbort))
+    }
+}
+
+extension SMTPServerStateMachine.Action {
+    /// A 334 challenge: the AUTH exchange goes on, nothing to count yet.
+    var isContinuation: Bool {
+        if case .send(let replies, _) = self, replies.first?.code == 334 { return true }
+        return false
     }
 }

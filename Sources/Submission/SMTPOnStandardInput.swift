@@ -29,13 +29,15 @@ enum SMTPOnStandardInput {
 
     static func run(_ options: SendmailOptions, configuration: Configuration, configPath: String?, io: CommandIO) -> Int32 {
         let hostname = configuration.string("myhostname")
-        var machine = SMTPServerStateMachine(settings: SMTPServerStateMachine.Settings(
+        var settings = SMTPServerStateMachine.Settings(
             hostname: hostname, greeting: configuration.string("smtpd_banner"),
             messageSizeLimit: configuration.size("message_size_limit"),
             recipientLimit: max(1, configuration.integer("smtpd_recipient_limit")),
             hardErrorLimit: max(1, configuration.integer("smtpd_hard_error_limit")),
             vrfyEnabled: !configuration.boolean("disable_vrfy_command"),
-            checksSender: !configuration.boolean("smtpd_delay_checks")))
+            checksSender: !configuration.boolean("smtpd_delay_checks"))
+        settings.strictEnvelopes = configuration.boolean("strict_rfc821_envelopes")
+        var machine = SMTPServerStateMachine(settings: settings)
         let policyName = configuration.string("smtpd_forbid_bare_newline")
         let bareLineEndings = DataFramer.BareLineEndingPolicy(rawValue: policyName) ?? .reject
         if DataFramer.BareLineEndingPolicy(rawValue: policyName) == nil {
@@ -52,6 +54,10 @@ enum SMTPOnStandardInput {
         let limits = SubmissionLimits(sizeLimit: configuration.size("message_size_limit"))
 
         var framer = DataFramer(policy: bareLineEndings)
+        var decoder = ChunkDecoder()
+        /// A BDAT chunk being read: octets still to come, whether it is the
+        /// last, and for a refused one the replies to give once it is read.
+        var bdat: (left: Int, last: Bool, refused: (replies: [SMTPReply], close: Bool)?)? = nil
         var content: [UInt8] = []
         var pending: [UInt8] = []
         var status = SendmailCommand.exOK
@@ -90,8 +96,23 @@ enum SMTPOnStandardInput {
                                                                                          recipient: "")).0))
                 case .openMessage:
                     framer = DataFramer(policy: bareLineEndings)
+                    decoder = ChunkDecoder()
                     content.removeAll()
                     action = machine.dataStarted()
+                case .receiveChunk(let size, let last):
+                    guard size == 0 else {
+                        bdat = (size, last, nil)
+                        return true
+                    }
+                    if last { decoder.finish(into: &content) }
+                    action = machine.chunkReceived(totalSize: decoder.contentSize)
+                case .discardChunk(let size, let replies, let abort, let close):
+                    if abort { content.removeAll() }
+                    guard size == 0 else {
+                        bdat = (size, false, (replies, close))
+                        return true
+                    }
+                    action = .send(replies, close: close)
                 case .commitMessage(let envelope, _):
                     // In step with the recipients' DSN requests; cleanup
                     // drops a recipient given twice.
@@ -148,6 +169,22 @@ enum SMTPOnStandardInput {
             if n <= 0 { return status }
             pending += chunk[0..<n]
             while !pending.isEmpty {
+                if var current = bdat {
+                    let n = min(current.left, pending.count)
+                    if current.refused == nil { decoder.feed(Array(pending[..<n]), into: &content) }
+                    pending.removeFirst(n)
+                    current.left -= n
+                    bdat = current
+                    guard current.left == 0 else { continue }
+                    bdat = nil
+                    if let refused = current.refused {
+                        guard perform(.send(refused.replies, close: refused.close)) else { return status }
+                        continue
+                    }
+                    if current.last { decoder.finish(into: &content) }
+                    guard perform(machine.chunkReceived(totalSize: decoder.contentSize)) else { return status }
+                    continue
+                }
                 if machine.isReceivingData {
                     let event = framer.feed(pending, into: &content)
                     switch event {

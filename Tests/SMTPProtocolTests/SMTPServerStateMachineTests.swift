@@ -52,7 +52,7 @@ struct SMTPServerStateMachineTests {
                             "DATA", "100", "QUIT"])
         #expect(out == [
             "220 mx.example.jp ESMTP hikyaku",
-            "250 mx.example.jp PIPELINING SIZE 10240000 ENHANCEDSTATUSCODES 8BITMIME DSN SMTPUTF8",
+            "250 mx.example.jp PIPELINING SIZE 10240000 ENHANCEDSTATUSCODES 8BITMIME DSN SMTPUTF8 CHUNKING",
             "250 2.1.0 Ok", "250 2.1.5 Ok", "354 End data with <CR><LF>.<CR><LF>",
             "250 2.0.0 Ok: queued as 0000010000z1", "221 2.0.0 Bye", "(closed)",
         ])

@@ -120,6 +120,10 @@ dns_timeout = 1s
 dns_attempts = 1
 # No STARTTLS unless a test gives smtpd a certificate (test_tls.py).
 smtpd_tls_security_level = none
+# TCP wrappers' files of the test root (none unless a test writes them),
+# not this machine's.
+smtpd_hosts_allow_file = {self.etc}/hosts.allow
+smtpd_hosts_deny_file = {self.etc}/hosts.deny
 {extra}
 """)
 
