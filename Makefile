@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON ?= /usr/bin/python3
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: all build run test unit-test system-test check-privilege lint-man bench clean
+.PHONY: all build run test unit-test system-test check-privilege lint-man bench clean fuzz fuzz-smoke
 
 all: build
 
@@ -16,11 +16,23 @@ build:
 run: build
 	./Packaging/make-run.sh
 
-test: build check-privilege lint-man unit-test system-test
+test: build check-privilege lint-man unit-test fuzz-smoke system-test
 
 unit-test:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# libFuzzer targets for the SMTP command parser and state machine, the DATA
+# framer and the address parsers (Fuzz/README.md). fuzz-smoke is the bounded
+# run CI does; the saved regression inputs run first.
+FUZZ_TIME ?= 600
+fuzz:
+	Fuzz/run.sh regressions
+	Fuzz/run.sh all $(FUZZ_TIME)
+
+fuzz-smoke:
+	Fuzz/run.sh regressions
+	Fuzz/run.sh all 20
 
 # System tests start the real master with real programs, users and clients.
 system-test: build

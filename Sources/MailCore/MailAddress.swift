@@ -33,16 +33,19 @@ public struct MailAddress: Hashable, Sendable, CustomStringConvertible {
         domain == nil ? MailAddress(localPart: localPart, domain: defaultDomain) : self
     }
 
+    /// Byte by byte, as the parsers below read: a quote or a backslash can
+    /// be part of a larger Character (after a prepended mark).
     static func unquote(_ local: String) -> String {
-        guard local.hasPrefix("\""), local.hasSuffix("\""), local.count >= 2 else { return local }
-        var out = ""
+        let bytes = local.utf8
+        guard bytes.count >= 2, bytes.first == UInt8(ascii: "\""), bytes.last == UInt8(ascii: "\"") else { return local }
+        var out: [UInt8] = []
         var escaped = false
-        for ch in local.dropFirst().dropLast() {
-            if escaped { out.append(ch); escaped = false }
-            else if ch == "\\" { escaped = true }
-            else { out.append(ch) }
+        for byte in bytes.dropFirst().dropLast() {
+            if escaped { out.append(byte); escaped = false }
+            else if byte == UInt8(ascii: "\\") { escaped = true }
+            else { out.append(byte) }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -69,30 +72,37 @@ extension MailAddress {
     /// `requireBrackets` is false, the bare `user@example.org` many clients send.
     /// With `allowUTF8`, local parts and domains may hold UTF-8 (RFC 6531,
     /// SMTPUTF8); the caller checks the extension was asked for.
+    ///
+    /// The parsers read UTF-8 bytes, not Characters: a Character can hold a
+    /// quote, `@` or `>` behind a mark that combines with it (U+0600 before
+    /// `"`, `@` before U+0301), and another program reading the same bytes
+    /// must find the same local part and domain.
     public static func parsePath(_ text: Substring, requireBrackets: Bool = false,
                                  allowUTF8: Bool = false) throws(AddressSyntaxError) -> MailAddress? {
         var body = text
-        if body.first == "<" {
-            guard body.last == ">", body.count >= 2 else { throw .missingBrackets }
-            body = body.dropFirst().dropLast()
-        } else if requireBrackets || body.last == ">" {
+        let bracketed = text.utf8.first == UInt8(ascii: "<")
+        if bracketed {
+            guard text.utf8.count >= 2, text.utf8.last == UInt8(ascii: ">") else { throw .missingBrackets }
+            body = text[text.utf8.index(after: text.startIndex)..<text.utf8.index(before: text.endIndex)]
+        } else if requireBrackets || text.utf8.last == UInt8(ascii: ">") {
             throw .missingBrackets
         }
         if body.isEmpty {
-            if text.first == "<" { return nil }
+            if bracketed { return nil }
             throw .empty
         }
         guard text.utf8.count <= maximumPathLength else { throw .tooLong }
         guard allowUTF8 || body.utf8.allSatisfy({ $0 < 0x80 }) else { throw .nonASCII }
-        if body.first == "@" {
+        if body.utf8.first == UInt8(ascii: "@") {
             // A-d-l: "@one,@two:mailbox". Skip to the colon outside any quotes.
-            guard let colon = body.firstIndex(of: ":") else { throw .badDomain }
-            let route = body[body.index(after: body.startIndex)..<colon]
-            for hop in route.split(separator: ",", omittingEmptySubsequences: false) {
-                let name = hop.first == "@" ? hop.dropFirst() : hop
+            guard let colon = body.utf8.firstIndex(of: UInt8(ascii: ":")) else { throw .badDomain }
+            let route = body[body.utf8.index(after: body.startIndex)..<colon]
+            for hop in route.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                let name = hop.first == UInt8(ascii: "@") ? route[hop.index(after: hop.startIndex)..<hop.endIndex]
+                                                          : route[hop.startIndex..<hop.endIndex]
                 guard isValidDomain(name, allowUTF8: allowUTF8) else { throw .badDomain }
             }
-            body = body[body.index(after: colon)...]
+            body = body[body.utf8.index(after: colon)...]
         }
         return try parseMailbox(body, allowUTF8: allowUTF8)
     }
@@ -106,8 +116,8 @@ extension MailAddress {
         if rest.isEmpty {
             return MailAddress(localPart: String(local), domain: nil)
         }
-        guard rest.first == "@" else { throw .badLocalPart }
-        let domain = rest.dropFirst()
+        guard rest.utf8.first == UInt8(ascii: "@") else { throw .badLocalPart }
+        let domain = rest[rest.utf8.index(after: rest.startIndex)...]
         guard domain.utf8.count <= maximumDomainLength else { throw .tooLong }
         guard isValidDomain(domain, allowUTF8: allowUTF8) || isValidAddressLiteral(domain) else { throw .badDomain }
         return MailAddress(localPart: String(local), domain: String(domain))
@@ -115,8 +125,8 @@ extension MailAddress {
 
     /// Splits off a Dot-string or Quoted-string local part.
     static func scanLocalPart(_ text: Substring, allowUTF8: Bool = false) throws(AddressSyntaxError) -> (Substring, Substring) {
-        if text.first == "\"" {
-            var index = text.index(after: text.startIndex)
+        if text.utf8.first == UInt8(ascii: "\"") {
+            var index = text.utf8.index(after: text.startIndex)
             var escaped = false
             while index < text.endIndex {
                 let c = text.utf8[index]
@@ -126,16 +136,16 @@ extension MailAddress {
                 } else if c == UInt8(ascii: "\\") {
                     escaped = true
                 } else if c == UInt8(ascii: "\"") {
-                    let end = text.index(after: index)
+                    let end = text.utf8.index(after: index)
                     return (text[..<end], text[end...])
                 } else if !(c == 32 || c == 33 || (c >= 35 && c <= 91) || (c >= 93 && c <= 126) || (allowUTF8 && c >= 0x80)) {
                     throw .badLocalPart
                 }
-                index = text.index(after: index)
+                index = text.utf8.index(after: index)
             }
             throw .badLocalPart
         }
-        let end = text.lastIndex(of: "@") ?? text.endIndex
+        let end = text.utf8.lastIndex(of: UInt8(ascii: "@")) ?? text.endIndex
         let local = text[..<end]
         guard isValidDotString(local, allowUTF8: allowUTF8) else { throw .badLocalPart }
         return (local, text[end...])
@@ -153,8 +163,8 @@ extension MailAddress {
 
     static func isValidDotString(_ text: Substring, allowUTF8: Bool = false) -> Bool {
         guard !text.isEmpty else { return false }
-        return text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { atom in
-            !atom.isEmpty && atom.utf8.allSatisfy { isAtext($0) || (allowUTF8 && $0 >= 0x80) }
+        return text.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).allSatisfy { atom in
+            !atom.isEmpty && atom.allSatisfy { isAtext($0) || (allowUTF8 && $0 >= 0x80) }
         }
     }
 
@@ -165,9 +175,9 @@ extension MailAddress {
     public static func isValidDomain(_ text: Substring, allowUTF8: Bool = false) -> Bool {
         guard !text.isEmpty, text.utf8.count <= maximumDomainLength else { return false }
         let letter = { (c: UInt8) in isLetterDigit(c) || (allowUTF8 && c >= 0x80) }
-        return text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
-            guard let first = label.utf8.first, let last = label.utf8.last, label.utf8.count <= 63 else { return false }
-            return letter(first) && letter(last) && label.utf8.allSatisfy { letter($0) || $0 == UInt8(ascii: "-") }
+        return text.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).allSatisfy { label in
+            guard let first = label.first, let last = label.last, label.count <= 63 else { return false }
+            return letter(first) && letter(last) && label.allSatisfy { letter($0) || $0 == UInt8(ascii: "-") }
         }
     }
 

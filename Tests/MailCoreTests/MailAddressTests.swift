@@ -51,6 +51,32 @@ struct MailAddressTests {
         }
     }
 
+    // Found by Fuzz/address: the parsers stepped through Characters, and a
+    // Character can hide a quote, `@` or `>` behind a mark that joins it
+    // (U+0600 is a prepended mark, U+0301 and U+200D join what precedes).
+    @Test("paths are read byte by byte, whatever Characters the bytes form", arguments: [
+        ("<\"\u{600}\" x\"@example.jp>", AddressSyntaxError.badLocalPart),
+        ("<\"a\"\u{301}@example.jp>", .badLocalPart),
+        ("<\"\u{600}\"@evil.example\"@example.jp>", .badDomain),
+    ])
+    func joinedCharacters(text: String, error: AddressSyntaxError) {
+        #expect(throws: error) { try MailAddress.parsePath(Substring(text), allowUTF8: true) }
+    }
+
+    @Test("an @, a bracket or a quote that starts a Character still counts")
+    func joinedDelimiters() throws {
+        let joinedAt = try #require(try MailAddress.parsePath("<jun@\u{200D}example.jp>", allowUTF8: true))
+        #expect(joinedAt.localPart == "jun")
+        #expect(joinedAt.domain == "\u{200D}example.jp")
+        let joinedBracket = try #require(try MailAddress.parsePath("<\u{301}jun@example.jp>", allowUTF8: true))
+        #expect(joinedBracket.localPart == "\u{301}jun")
+        let quotedLocalPart = "\"\u{600}\\\"X\""
+        let quoted = try MailAddress.parseMailbox(Substring(quotedLocalPart + "@example.jp"), allowUTF8: true)
+        #expect(quoted.localPart == quotedLocalPart)
+        let key = "\u{600}\"x"
+        #expect(quoted.localPartKey == key)
+    }
+
     @Test("lookup keys are unquoted and lower case; domains compare case-insensitively")
     func keys() throws {
         let quoted = try MailAddress.parseMailbox("\"Jun\\\"X\"@Example.JP")
