@@ -86,6 +86,7 @@ public enum DaemonSkeleton {
         // SIGPIPE would kill a daemon whose peer went away; errors are handled.
         signal(SIGPIPE, SIG_IGN)
         WallClock.prepareTimeZone()
+        if case .mailOwner = privilege { raiseOpenFileLimit(logger: logger) }
 
         let configuration: Configuration
         do {
@@ -163,5 +164,22 @@ public enum DaemonSkeleton {
             exit(1)
         }
         exit(0)
+    }
+
+    /// The programs that run as `mail_owner` hold a descriptor per client
+    /// (smtpd one per session, thousands at once; cleanup, qmgr, aliasd one
+    /// per connection from those), so their soft limit on open files is
+    /// raised to the hard limit: a service manager typically starts them
+    /// with 1024, and a hard limit far above it (systemd: 524288). local,
+    /// which runs users' commands, keeps the limit it was given.
+    static func raiseOpenFileLimit(logger: Logger) {
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        var limit = rlimit()
+        guard getrlimit(resource, &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        let wanted = limit.rlim_max
+        limit.rlim_cur = wanted
+        if setrlimit(resource, &limit) != 0 {
+            logger.warning("cannot raise the open file limit to \(wanted): \(String(cString: strerror(errno)))")
+        }
     }
 }
