@@ -298,7 +298,13 @@ public struct SMTPServerStateMachine: Sendable {
 
     /// A command line longer than the limit arrived (its rest was discarded).
     public mutating func lineTooLong() -> Action {
-        error(SMTPReply(500, EnhancedStatusCode(5, 5, 2), "Error: line too long"))
+        if case .authenticating = state {
+            // The exchange ends (RFC 4954 section 4): the client's next line
+            // is a command, not a SASL response.
+            state = .ready
+            return error(SMTPReply(500, EnhancedStatusCode(5, 5, 6), "Authentication Exchange line is too long"))
+        }
+        return error(SMTPReply(500, EnhancedStatusCode(5, 5, 2), "Error: line too long"))
     }
 
     // MARK: Commands
@@ -722,6 +728,7 @@ public struct SMTPServerStateMachine: Sendable {
     mutating func endingOpenMessage(_ action: Action) -> Action {
         guard hasOpenMessage, case .send(let replies, let close) = action else { return action }
         hasOpenMessage = false
+        envelope = nil
         chunkedSize = 0
         return .abortMessage(replies, close: close)
     }

@@ -284,6 +284,14 @@ struct SMTPServerAuthTests {
         #expect(Self.line(&m, "AUTH CRAM-MD5") == .send([SMTPReply(504, EnhancedStatusCode(5, 5, 4), "Unsupported authentication mechanism")], close: false))
     }
 
+    @Test("a line too long inside an AUTH exchange ends the exchange: the next line is a command")
+    func authLineTooLong() {
+        var m = Self.machine()
+        #expect(Self.line(&m, "AUTH LOGIN") == .send([SMTPReply(334, nil, "VXNlcm5hbWU6")], close: false))
+        #expect(m.lineTooLong() == .send([SMTPReply(500, EnhancedStatusCode(5, 5, 6), "Authentication Exchange line is too long")], close: false))
+        #expect(Self.line(&m, "NOOP") == .send([SMTPReply(250, EnhancedStatusCode(2, 0, 0), "Ok")], close: false))
+    }
+
     @Test("the third failure ends the session; without TLS AUTH is not offered or taken")
     func limits() {
         var m = Self.machine()
