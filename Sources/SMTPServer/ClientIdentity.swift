@@ -44,7 +44,7 @@ final class ClientIdentity: @unchecked Sendable {
 
     /// The local host itself (127.0.0.1, ::1): its own programs, greeted
     /// at once and never held to the pipelining rules.
-    var isLoopbackHost: Bool { address == "127.0.0.1" || address == "::1" }
+    var isLoopbackHost: Bool { ClientLimits.isLoopback(address) }
 
     /// `192.0.2.1` or `IPv6:2001:db8::1`, for the access map.
     var policyAddress: String { address.contains(":") ? "IPv6:\(address)" : address }

@@ -34,7 +34,12 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var decoder = ChunkDecoder()
     /// A BDAT chunk being read: octets still to come, whether it is the
     /// last, and for a refused one the replies to give once it is read.
-    var chunk: (left: Int, last: Bool, refused: (replies: [SMTPReply], close: Bool)?)? = nil
+    var chunk: ChunkInProgress? = nil
+    struct ChunkInProgress {
+        var left: Int
+        let last: Bool
+        let refused: (replies: [SMTPReply], close: Bool)?
+    }
     /// The greeting has not gone out: the greet pause or the TCP wrappers'
     /// verdict is awaited, and a client that speaks now is refused.
     var greetingPending = false
@@ -297,13 +302,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     input.clear()
                 case .end(let consumed):
                     input.moveReaderIndex(forwardBy: consumed)
-                    dataDeadline?.cancel()
-                    dataDeadline = nil
                     flushContent()
                     perform(machine.dataEnded(.complete(size: framer.contentSize)))
                 case .bareLineEnding(let bareLF):
-                    dataDeadline?.cancel()
-                    dataDeadline = nil
                     input.clear()
                     dataOutput.removeAll()
                     perform(machine.dataEnded(.bareLineEnding(bareLF: bareLF)))
@@ -378,25 +379,16 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
     /// The whole chunk is in: the refused one's replies, or the machine's
     /// next step.
-    func finishChunk(_ current: (left: Int, last: Bool, refused: (replies: [SMTPReply], close: Bool)?)) {
+    func finishChunk(_ current: ChunkInProgress) {
         chunk = nil
         if let refused = current.refused {
             write(refused.replies)
             if refused.close { closeAfterFlush() }
             return
         }
-        if current.last {
-            decoder.finish(into: &dataOutput)
-            dataDeadline?.cancel()
-            dataDeadline = nil
-        }
+        if current.last { decoder.finish(into: &dataOutput) }
         flushContent()
-        let action = machine.chunkReceived(totalSize: decoder.contentSize)
-        if case .abortMessage = action {
-            dataDeadline?.cancel()
-            dataDeadline = nil
-        }
-        perform(action)
+        perform(machine.chunkReceived(totalSize: decoder.contentSize))
     }
 
     static func verb(of line: ByteBufferView.SubSequence) -> String {
@@ -468,15 +460,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             authenticate(credentials, mechanism: mechanism)
 
         case .receiveChunk(let size, let last):
-            chunk = (size, last, nil)
+            chunk = ChunkInProgress(left: size, last: last, refused: nil)
 
         case .discardChunk(let size, let replies, let abort, let close):
-            if abort {
-                abortOpenTransaction()
-                dataDeadline?.cancel()
-                dataDeadline = nil
-            }
-            chunk = (size, false, (replies, close))
+            if abort { abortOpenTransaction() }
+            chunk = ChunkInProgress(left: size, last: false, refused: (replies, close))
         }
     }
 
@@ -783,8 +771,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 
     func commit() {
-        dataDeadline?.cancel()
-        dataDeadline = nil
+        stopDataDeadline()
         if machine.currentEnvelope?.recipients.isEmpty == true {
             dataOutput.removeAll()
             logger.info("NOQUEUE: discard: DATA from \(identity.logName): message discarded by the access map")
@@ -826,7 +813,14 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             }
     }
 
+    /// The message ended (committed or discarded): its time limit with it.
+    func stopDataDeadline() {
+        dataDeadline?.cancel()
+        dataDeadline = nil
+    }
+
     func abortOpenTransaction() {
+        stopDataDeadline()
         guard queueID != nil, let client = transactionClient else { return }
         queueID = nil
         transactionClient = nil

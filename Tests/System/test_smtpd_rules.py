@@ -42,6 +42,26 @@ def test_bdat_chunks_make_one_message_with_dots_and_line_ends_intact(mta):
     assert mta.mbox("hkt-alice").count(b"\nFrom ") + mta.mbox("hkt-alice").startswith(b"From ") == 1
 
 
+def test_a_discarded_bdat_message_takes_its_time_limit_with_it(make_mta):
+    """RSET ends a chunked message; the next message has the whole
+    smtpd_data_time_limit, not what was left of the first one's."""
+    mta = make_mta("smtpd_data_time_limit = 3s")
+    with RawSMTP(mta.port) as s:
+        envelope(s)
+        s.send(b"BDAT 2\r\nhi")
+        assert s.reply() == "250 2.0.0 Ok: 2 octets received"
+        assert s.command("RSET") == "250 2.0.0 Ok"
+        time.sleep(2)
+        assert s.command("MAIL FROM:<sender@example.org>") == "250 2.1.0 Ok"
+        assert s.command("RCPT TO:<hkt-alice@example.test>") == "250 2.1.5 Ok"
+        s.send(b"BDAT 8\r\nSubject:")
+        assert s.reply() == "250 2.0.0 Ok: 8 octets received"
+        time.sleep(2)  # past the first message's limit, within the second's
+        s.send(b"BDAT 8 LAST\r\n second\n")
+        assert s.reply().startswith("250 2.0.0 Ok: queued as ")
+    assert b"Subject: second" in mta.wait_mbox("hkt-alice", 1)
+
+
 def test_bdat_over_the_size_limit_and_out_of_order(make_mta):
     mta = make_mta("message_size_limit = 100000")
     with RawSMTP(mta.port) as s:
