@@ -207,6 +207,9 @@ public enum SMTPServerDaemon {
             let key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
             var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
             tls.minimumTLSVersion = .tlsv12
+            tls.cipherSuiteValues = try TLSCipherList.parse(
+                config.string("smtpd_tls_cipherlist"), file: config.path, line: config.line(of: "smtpd_tls_cipherlist")
+            ).map { NIOTLSCipher(rawValue: $0) }
             return try NIOSSLContext(configuration: tls)
         } catch {
             context.logger.warning("TLS is not available: cannot load \(certFile) and \(keyFile): \(error)")
@@ -236,6 +239,15 @@ public enum SMTPServerDaemon {
             let settings = shared.settings(for: role)
             let channel = try ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 1024)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            AcceptBackoffHandler(shouldForwardIOErrorCaught: true,
+                                                 backoffProvider: DescriptorExhaustionHandler.backoff))
+                        try channel.pipeline.syncOperations.addHandler(
+                            DescriptorExhaustionHandler(listenFD: fd, hostname: shared.hostname, logger: shared.logger))
+                    }
+                }
                 .childChannelOption(.socketOption(.so_keepalive), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {

@@ -14,8 +14,9 @@ import SMTPProtocol
 /// and writes the replies. It is the only parser of the input stream, so the
 /// switch between command lines and DATA content happens at exactly the right
 /// byte, whatever a client pipelines.
-final class SMTPSessionHandler: ChannelInboundHandler {
+final class SMTPSessionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     /// RFC 5321 allows 512 octets per command line; like sendmail we allow
@@ -66,6 +67,16 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var awaitingHandshake = false
     /// The end of the time allowed for the message being received.
     var dataDeadline: Scheduled<Void>? = nil
+    /// Message content written to cleanup that its socket has not taken
+    /// yet. Above `contentHighWater` smtpd stops taking content from the
+    /// client until cleanup catches up to `contentLowWater`.
+    var contentInFlight = 0
+    var contentThrottled = false
+    static let contentHighWater = 4 * IPCFrame.maximumChunk
+    static let contentLowWater = IPCFrame.maximumChunk
+    /// The channel asked to read while input was paused: the read is made
+    /// when input resumes.
+    var readHeld = false
 
     init(server: SMTPServerShared, remote: SocketAddress?, settings: SMTPServerStateMachine.Settings? = nil,
          implicitTLS: Bool = false) {
@@ -233,6 +244,29 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         process()
     }
 
+    /// Backpressure: nothing more is read from the client while smtpd waits
+    /// for an answer (aliasd, cleanup, Dovecot, DNS) or while cleanup has not
+    /// taken the content already sent, so a session holds at most one read's
+    /// worth of input however much a client sends. (A TLS handshake in
+    /// progress needs its reads.)
+    func read(context: ChannelHandlerContext) {
+        if inputPaused {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    var inputPaused: Bool {
+        (waiting && !awaitingHandshake) || contentThrottled
+    }
+
+    func readIfHeld() {
+        guard readHeld, !inputPaused, !closing else { return }
+        readHeld = false
+        context.read()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let tls = error as? NIOSSLError, case .uncleanShutdown = tls {
             // A client that hangs up without close_notify: common, harmless.
@@ -265,7 +299,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 handler.logger.info("\(handler.identity.logName): TLS handshake not done within smtpd_timeout; disconnected")
                 handler.closing = true
                 handler.context.close(promise: nil)
-            } else if handler.waiting {
+            } else if handler.waiting || handler.contentThrottled {
                 handler.resetIdleTimer()
             } else if !handler.closing {
                 handler.abortOpenTransaction()
@@ -278,6 +312,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
     func process() {
         while !waiting && !closing {
+            if contentInFlight > Self.contentHighWater {
+                // Resumed by flushContent's completions.
+                contentThrottled = true
+                break
+            }
             if (machine.isReceivingData || chunk != nil) && dataDeadline == nil { startDataDeadline() }
             if let current = chunk {
                 if current.left > 0 {
@@ -355,6 +394,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
         if input.readableBytes == 0 { input.clear() } else if input.readerIndex > 65536 { input.discardReadBytes() }
         context.flush()
+        readIfHeld()
     }
 
     static let knownVerbs: Set<String> = ["helo", "ehlo", "mail", "rcpt", "data", "bdat", "rset", "noop", "quit", "help", "vrfy", "starttls", "auth"]
@@ -764,10 +804,26 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         var start = 0
         while start < dataOutput.count {
             let end = min(dataOutput.count, start + IPCFrame.maximumChunk)
-            _ = client.send(CleanupProtocol.content(Array(dataOutput[start..<end])))
+            let size = end - start
+            contentInFlight += size
+            client.send(CleanupProtocol.content(Array(dataOutput[start..<end]))).assumeIsolated().whenComplete { _ in
+                // Written to cleanup's socket, or failed (the commit will
+                // tell): either way no longer held here.
+                self.contentInFlight -= size
+                self.contentTaken()
+            }
             start = end
         }
         dataOutput.removeAll(keepingCapacity: true)
+    }
+
+    /// Cleanup took content: a throttled session goes on once it is below
+    /// the low-water mark.
+    func contentTaken() {
+        guard contentThrottled, contentInFlight <= Self.contentLowWater else { return }
+        contentThrottled = false
+        guard context.channel.isActive else { return }
+        process()
     }
 
     func commit() {

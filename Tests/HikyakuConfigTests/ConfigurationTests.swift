@@ -77,3 +77,32 @@ struct ConfigurationTests {
         #expect(Configuration.parseTime(text) == seconds)
     }
 }
+
+@Suite("smtpd_tls_cipherlist")
+struct TLSCipherListTests {
+    @Test("the default names ECDHE AEAD suites only, in its order")
+    func defaultList() throws {
+        let config = Configuration.defaults(environmentDefaults: [:])
+        let codes = try TLSCipherList.parse(config.string("smtpd_tls_cipherlist"))
+        #expect(codes == [0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8])
+        for code in codes {
+            let name = try #require(TLSCipherList.suites.first { $0.code == code }?.openSSLName)
+            #expect(name.hasPrefix("ECDHE-") && (name.contains("GCM") || name.contains("CHACHA20")), "\(name)")
+        }
+    }
+
+    @Test("OpenSSL and IANA names, any case and separator; repeats dropped")
+    func spellings() throws {
+        #expect(try TLSCipherList.parse("ecdhe-rsa-aes128-sha, TLS_RSA_WITH_AES_256_GCM_SHA384 ECDHE-RSA-AES128-SHA")
+                == [0xC013, 0x009D])
+    }
+
+    @Test("an unknown name is reported with the file, the line and the name")
+    func unknown() {
+        #expect(throws: ConfigError(file: "/etc/hikyaku/hikyaku.conf", line: 7, key: "smtpd_tls_cipherlist",
+                                    reason: "unknown TLS 1.2 cipher suite \"HIGH\" (known: \(TLSCipherList.suites.map(\.openSSLName).joined(separator: " ")))")) {
+            try TLSCipherList.parse("ECDHE-RSA-AES128-GCM-SHA256:HIGH", file: "/etc/hikyaku/hikyaku.conf", line: 7)
+        }
+        #expect(throws: ConfigError.self) { try TLSCipherList.parse(" : ") }
+    }
+}

@@ -19,7 +19,7 @@ TESTSSL = shutil.which("testssl") or shutil.which("testssl.sh")
 
 OLD_PROTOCOLS = ["SSLv2", "SSLv3", "TLS1", "TLS1_1"]
 WEAK_CIPHER_CATEGORIES = ["cipherlist_NULL", "cipherlist_aNULL", "cipherlist_EXPORT", "cipherlist_LOW",
-                          "cipherlist_3DES_IDEA"]
+                          "cipherlist_3DES_IDEA", "cipherlist_AVERAGE"]  # AVERAGE: CBC suites (smtpd_tls_cipherlist)
 # ticketbleed is only tried over HTTPS.
 VULNERABILITIES = ["heartbleed", "CCS", "ROBOT", "secure_renego", "secure_client_renego",
                    "CRIME_TLS", "POODLE_SSL", "fallback_SCSV", "SWEET32", "FREAK", "DROWN", "LOGJAM",

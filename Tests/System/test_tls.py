@@ -11,6 +11,7 @@ import time
 import pytest
 
 from conftest import HOSTNAME, free_port
+from smtpclient import RawSMTP
 
 
 def certificate(directory):
@@ -72,6 +73,30 @@ def test_openssl_s_client_and_tls_versions(tls_mta):
     for old in ("-tls1", "-tls1_1"):
         refused = s_client(old)
         assert refused.returncode != 0 or b"Cipher is (NONE)" in refused.stdout, old
+
+
+def test_tls12_cipher_suites_follow_smtpd_tls_cipherlist(tls_mta):
+    """TLS 1.2 offers forward-secret AEAD suites only by default; the
+    cipher string widens or narrows that; one that selects nothing is
+    logged and STARTTLS is not offered."""
+    def s_client(mta, cipher):
+        return subprocess.run(["openssl", "s_client", "-starttls", "smtp", "-connect", f"127.0.0.1:{mta.port}",
+                               "-tls1_2", "-cipher", cipher], input=b"QUIT\r\n", capture_output=True, timeout=30)
+    mta = tls_mta()
+    assert b"Cipher is ECDHE-RSA-AES256-GCM-SHA384" in s_client(mta, "ECDHE-RSA-AES256-GCM-SHA384").stdout
+    assert b"Cipher is ECDHE-RSA-CHACHA20-POLY1305" in s_client(mta, "ECDHE-RSA-CHACHA20-POLY1305").stdout
+    for weak in ("ECDHE-RSA-AES128-SHA", "AES128-GCM-SHA256", "AES128-SHA"):
+        refused = s_client(mta, weak)
+        assert refused.returncode != 0 or b"Cipher is (NONE)" in refused.stdout, weak
+    mta.stop()
+    wider = tls_mta("smtpd_tls_cipherlist = ECDHE-RSA-AES256-GCM-SHA384, TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\n")
+    assert b"Cipher is ECDHE-RSA-AES128-SHA" in s_client(wider, "ECDHE-RSA-AES128-SHA").stdout
+    wider.stop()
+    broken = tls_mta("smtpd_tls_cipherlist = ECDHE-RSA-AES128-GCM-SHA256:NO-SUCH-CIPHER\n")
+    broken.wait_log(r"smtpd\[\d+\]: .*TLS is not available: .*hikyaku\.conf, line \d+: smtpd_tls_cipherlist: "
+                    r"unknown TLS 1\.2 cipher suite \"NO-SUCH-CIPHER\"")
+    with RawSMTP(broken.port) as s:
+        assert "STARTTLS" not in s.ehlo()
 
 
 def test_a_second_starttls_gets_503(tls_mta):
