@@ -92,7 +92,7 @@ extension ConfigParameter {
         ConfigParameter("smtpd_tls_key_file", "/etc/ssl/private/ssl-cert-snakeoil.key", .path,
             "The private key of smtpd_tls_cert_file, PEM."),
         ConfigParameter("smtpd_tls_cipherlist", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305", .list,
-            "The TLS 1.2 cipher suites smtpd accepts, in order of preference, by OpenSSL or IANA name; the default is ECDHE key exchange with AES-GCM or ChaCha20-Poly1305 only. TLS 1.3 always uses its own fixed set."),
+            "The TLS 1.2 cipher suites smtpd accepts (the client's preference decides among them), by OpenSSL or IANA name; the default is ECDHE key exchange with AES-GCM or ChaCha20-Poly1305 only. TLS 1.3 always uses its own fixed set."),
         ConfigParameter("smtpd_tls_security_level", "may", .string,
             "none: no STARTTLS; may: STARTTLS offered on port 25; encrypt: MAIL refused on port 25 until STARTTLS (not for a public MX). Submission always requires TLS."),
         ConfigParameter("smtpd_sasl_auth_enable", "no", .boolean,

@@ -257,8 +257,18 @@ final class SMTPSessionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Replies the client does not read count too: while the channel holds
+    /// more unsent output than its high-water mark, nothing is read.
     var inputPaused: Bool {
-        (waiting && !awaitingHandshake) || contentThrottled
+        (waiting && !awaitingHandshake) || contentThrottled || !context.channel.isWritable
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && !closing {
+            // What was read before the pause may hold further commands.
+            if !waiting && !contentThrottled { process() } else { readIfHeld() }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func readIfHeld() {
@@ -317,6 +327,9 @@ final class SMTPSessionHandler: ChannelDuplexHandler {
                 contentThrottled = true
                 break
             }
+            // A client that does not read its replies: resumed by
+            // channelWritabilityChanged.
+            if !context.channel.isWritable { break }
             if (machine.isReceivingData || chunk != nil) && dataDeadline == nil { startDataDeadline() }
             if let current = chunk {
                 if current.left > 0 {
@@ -380,7 +393,7 @@ final class SMTPSessionHandler: ChannelDuplexHandler {
             // RFC 2920: did the client send more without waiting for this reply?
             let pipelined = input.readableBytes > 0 && !identity.isLoopbackHost
             let action = machine.receive(line: line, pipelined: pipelined)
-            if case .send(let replies, true) = action, replies.first?.enhanced == EnhancedStatusCode(5, 5, 0) {
+            if action.refusesImproperPipelining {
                 logger.warning("NOQUEUE: reject: \(verb.uppercased()) from \(identity.logName): improper use of SMTP command pipelining")
             }
             if case .send(let replies, _) = action, verb == "auth", replies.first?.code == 535 {
@@ -886,6 +899,17 @@ final class SMTPSessionHandler: ChannelDuplexHandler {
 }
 
 extension SMTPServerStateMachine.Action {
+    /// The session ends for improper pipelining (503 5.5.0 and close),
+    /// whether or not an open message goes with it.
+    var refusesImproperPipelining: Bool {
+        switch self {
+        case .send(let replies, true), .abortMessage(let replies, true):
+            return replies.first?.enhanced == EnhancedStatusCode(5, 5, 0)
+        default:
+            return false
+        }
+    }
+
     /// A 334 challenge: the AUTH exchange goes on, nothing to count yet.
     var isContinuation: Bool {
         if case .send(let replies, _) = self, replies.first?.code == 334 { return true }

@@ -508,6 +508,24 @@ def test_input_is_not_held_without_bound_while_smtpd_waits(make_mta):
     assert growth < 30 * 1024, f"smtpd took {sent // MiB} MiB from the client while waiting and grew by {growth // 1024} MiB"
 
 
+def test_replies_a_client_does_not_read_are_not_held_without_bound(make_mta):
+    """A client that pipelines commands and never reads the replies: smtpd
+    stops reading once its unsent replies pass the channel's high-water
+    mark, so neither the input nor the output piles up in memory."""
+    mta = make_mta()
+    pid = smtpd_pid(mta)
+    with RawSMTP(mta.port) as s:
+        s.ehlo()
+        s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        before = memory_kib(pid, "VmRSS")
+        sent = stream_without_reading(s.sock, 30 * MiB, b"NOOP\r\n" * 10000)
+        print(f"sent {sent / MiB:.1f} MiB")
+        time.sleep(0.5)
+        growth = memory_kib(pid, "VmRSS") - before
+    assert sent < 20 * MiB, f"smtpd took {sent // MiB} MiB of commands whose replies were never read"
+    assert growth < 30 * 1024, f"smtpd grew by {growth // 1024} MiB holding replies nobody read"
+
+
 def test_content_is_not_held_without_bound_when_cleanup_is_slow(make_mta):
     mta = make_mta("message_size_limit = 0")
     pid = smtpd_pid(mta)

@@ -143,7 +143,18 @@ def test_pipelining_where_rfc2920_forbids_it_ends_the_session(make_mta):
         s.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<hkt-alice@example.test>\r\n")
         assert s.reply() == "503 5.5.0 Error: improper use of SMTP command pipelining"
         assert s.closed()
-    mta.wait_log(r"NOQUEUE: reject: DATA from unknown\[127\.0\.0\.2\]: improper use of SMTP command pipelining")
+    # DATA with more behind it while a BDAT message is open: the message
+    # goes with the session, and the refusal is logged all the same.
+    with RawSMTP(mta.port, source=REMOTE) as s:
+        s.ehlo()
+        assert s.command("MAIL FROM:<a@example.org>") == "250 2.1.0 Ok"
+        assert s.command("RCPT TO:<hkt-alice@example.test>") == "250 2.1.5 Ok"
+        s.send(b"BDAT 3\r\nabc")
+        assert s.reply().startswith("250 2.0.0")
+        s.send("DATA\r\nNOOP\r\n")
+        assert s.reply() == "503 5.5.0 Error: improper use of SMTP command pipelining"
+        assert s.closed()
+    mta.wait_log(r"NOQUEUE: reject: DATA from unknown\[127\.0\.0\.2\]: improper use of SMTP command pipelining", count=2)
     # Proper pipelining works, and the local host is not held to the rule.
     with RawSMTP(mta.port, source=REMOTE) as s:
         s.ehlo()
