@@ -74,7 +74,9 @@ let package = Package(
         .target(name: "AliasService", dependencies: ["HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "SendmailRules", "MapStore"] + nio),
         .target(name: "QueueInspection", dependencies: ["HikyakuSystem", "HikyakuConfig", "QueueFormat", "MailCore", "HikyakuIPC", "DaemonSkeleton"] + nio),
         .target(name: "Pickup", dependencies: ["HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "MailCore"] + nio),
-        .target(name: "Master", dependencies: ["HikyakuSystem", "HikyakuConfig", "MailCore", "CShims"]),
+        // systemd's notification protocol and socket activation (the master only).
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "Master", dependencies: ["HikyakuSystem", "HikyakuConfig", "MailCore", "CShims", "CSystemd"]),
         .target(name: "SMTPClient", dependencies: [
             "SMTPProtocol", "HikyakuIPC", "DaemonSkeleton", "HikyakuSystem", "QueueFormat", "DNSResolver",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -112,6 +114,7 @@ let package = Package(
         .testTarget(name: "AliasServiceTests", dependencies: ["AliasService", "SendmailRules", "HikyakuIPC", "MailCore"]),
         .testTarget(name: "SendmailRulesTests", dependencies: ["SendmailRules"]),
         .testTarget(name: "SubmissionTests", dependencies: ["Submission"]),
+        .testTarget(name: "MasterTests", dependencies: ["Master", "HikyakuConfig"]),
         .testTarget(name: "SMTPClientTests", dependencies: ["SMTPClient", "HikyakuConfig", "SMTPProtocol"]),
         .testTarget(name: "DNSResolverTests", dependencies: ["DNSResolver", "MailCore"]),
         .testTarget(name: "DaemonSkeletonTests", dependencies: [

@@ -40,6 +40,17 @@ public enum MasterControl {
             case .stop: stop()
             }
         }
+        // Every program watches the pipe once its listeners serve.
+        announceReady(context)
+    }
+
+    /// Tells the master the program serves: a `READY=1` line on the log
+    /// pipe, which the master takes as a signal, not a log line. The master
+    /// tells systemd it is ready once every program has said so.
+    public static func announceReady(_ context: DaemonContext) {
+        guard context.underMaster else { return }
+        var line = Array("READY=1\n".utf8)
+        _ = line.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress!, $0.count) }
     }
 
     static func watch(fd: Int32, on group: EventLoopGroup,

@@ -69,6 +69,7 @@ public final class LocalDeliveryAgent {
         // Several local processes wait on one socket: when a connection
         // comes, all wake and one wins; the others must not block in accept.
         _ = hk_set_nonblocking(listenFD, 1)
+        MasterControl.announceReady(context)
         while !draining {
             guard waitForInput(listenFD) else { break }
             let connection = accept4Compat(listenFD)

@@ -34,6 +34,8 @@ public final class MasterProcess {
         let controlWrite: Int32
         let startedAt: Double
         var retiring = false
+        /// The program said it serves (a `READY=1` line on its log pipe).
+        var serving = false
     }
 
     struct LogPipe {
@@ -60,6 +62,14 @@ public final class MasterProcess {
     var devNull: Int32 = -1
     var pidFileFD: Int32 = -1
     let signals: SignalDescriptor
+    let systemd = Systemd()
+    /// Sockets from systemd's socket activation, by role and address.
+    var inherited: [Systemd.InheritedListener] = []
+    /// READY=1 is owed to systemd: at start and after a reload, once every
+    /// program of the new generation serves.
+    var readyOwed = true
+    var nextWatchdog = 0.0
+    var nextStatus = 0.0
 
     public static func main() -> Never {
         var configPath: String? = nil
@@ -87,7 +97,10 @@ public final class MasterProcess {
 
     init(configPath: String?) throws {
         self.configPath = configPath
-        // Whatever the caller left open must not reach the programs we start.
+        // Sockets from socket activation first (fd 3 on), then whatever
+        // else the caller left open must not reach the programs we start.
+        var activationNotes: [String] = []
+        inherited = Systemd.takeListeners { activationNotes.append($0) }
         hk_cloexec_from(3)
         WallClock.prepareTimeZone()
         signal(SIGPIPE, SIG_IGN)
@@ -99,6 +112,7 @@ public final class MasterProcess {
         for (key, line) in configuration.unknownKeys {
             log(4, "master", getpid(), "\(configuration.path), line \(line): unknown parameter \(key) ignored")
         }
+        for note in activationNotes { log(4, "master", getpid(), note) }
         if Privilege.isRoot {
             let name = configuration.string("mail_owner")
             guard let entry = PasswdEntry.lookup(name: name), entry.uid != 0 else {
@@ -117,9 +131,19 @@ public final class MasterProcess {
         try lockPIDFile()
         SpoolPreparer.removeTemporaryFiles(spool: spool)
         devNull = try ProcessSpawner.moveAbove(try FileIO.open("/dev/null", O_RDWR))
-        definitions = ServiceDefinition.table(for: configuration)
+        for (index, socket) in inherited.enumerated() {
+            let fd = try ProcessSpawner.moveAbove(socket.fd)
+            inherited[index] = Systemd.InheritedListener(fd: fd, role: socket.role, address: socket.address)
+            listeners[.tcp(socket.address)] = fd
+            log(6, "master", getpid(), "socket activation: \(socket.address) (\(socket.role)) passed by systemd")
+        }
+        definitions = ServiceDefinition.table(for: configuration, inherited: inheritedRoles)
         try checkPrograms()
         try bindListeners()
+    }
+
+    var inheritedRoles: [(role: String, address: String)] {
+        inherited.map { ($0.role, $0.address) }
     }
 
     static func makeSink(_ configuration: Configuration) -> LogSink {
@@ -183,7 +207,8 @@ public final class MasterProcess {
             }
             listeners[listener] = try ProcessSpawner.moveAbove(fd)
         }
-        for (listener, fd) in listeners where !wanted.contains(listener) {
+        let passed = Set(inherited.map { ServiceDefinition.Listener.tcp($0.address) })
+        for (listener, fd) in listeners where !wanted.contains(listener) && !passed.contains(listener) {
             Glibc.close(fd)
             listeners[listener] = nil
         }
@@ -310,6 +335,12 @@ public final class MasterProcess {
     }
 
     func emit(_ line: [UInt8], _ state: LogPipe) {
+        if line == Self.readyLine {
+            // Not a log line: the program serves (DaemonSkeleton.announceReady).
+            children[state.pid]?.serving = true
+            notifyReadyIfServing()
+            return
+        }
         var severity = 6
         var text = line[...]
         if text.first == UInt8(ascii: "<"), let close = text.firstIndex(of: UInt8(ascii: ">")),
@@ -325,20 +356,68 @@ public final class MasterProcess {
                   text: String(decoding: text, as: UTF8.self))
     }
 
+    // MARK: systemd
+
+    static let readyLine = Array("READY=1".utf8)
+
+    /// Every program of the current generation has said it serves, so every
+    /// listener accepts connections: READY=1, once per start or reload.
+    func notifyReadyIfServing() {
+        guard readyOwed, !stopping else { return }
+        for definition in definitions {
+            guard children.values.contains(where: { $0.program == definition.program && !$0.retiring && $0.serving }) else {
+                return
+            }
+        }
+        readyOwed = false
+        systemd.ready(status: statusLine())
+        nextStatus = WallClock.monotonic() + Self.statusInterval
+    }
+
+    static let statusInterval = 60.0
+
+    /// The STATUS= line: programs running and messages in the queue.
+    func statusLine() -> String {
+        var queued = 0
+        for queue in [SpoolLayout.Queue.maildrop, .incoming, .active, .deferred, .hold] {
+            queued += ((try? FileIO.listDirectory(spool.directory(queue))) ?? []).count
+        }
+        return "\(children.count) processes; \(queued) message\(queued == 1 ? "" : "s") in the queue"
+    }
+
+    /// Watchdog pings and the status line, when due.
+    func systemdTimers() {
+        guard systemd.notifying else { return }
+        let now = WallClock.monotonic()
+        if let interval = systemd.watchdogInterval, now >= nextWatchdog {
+            systemd.watchdog()
+            nextWatchdog = now + interval
+        }
+        if !readyOwed && !stopping && now >= nextStatus {
+            systemd.status(statusLine())
+            nextStatus = now + Self.statusInterval
+        }
+    }
+
     // MARK: Signals
 
     func reload() {
+        systemd.reloading()
+        readyOwed = true
         let fresh: Configuration
         do {
             fresh = try ConfigurationLoader.load(path: configPath)
         } catch {
             warning("reload: \(error); keeping the running configuration")
+            // The running generation goes on serving.
+            readyOwed = false
+            systemd.ready(status: "reload failed: \(error)")
             return
         }
         configuration = fresh
         sink = Self.makeSink(configuration)
         info("reload -- version \(HikyakuVersion.string), configuration \(configuration.path)")
-        definitions = ServiceDefinition.table(for: configuration)
+        definitions = ServiceDefinition.table(for: configuration, inherited: inheritedRoles)
         do {
             try checkPrograms()
             if owner != nil { try SpoolPreparer.copyNameServiceFiles(into: spool.root + "/etc") }
@@ -363,6 +442,7 @@ public final class MasterProcess {
         guard !stopping else { return }
         stopping = true
         stopDeadline = WallClock.monotonic() + 10
+        systemd.stopping()
         info("terminating on signal")
         for child in children.values { writeControl(child.controlWrite, "S") }
     }
@@ -420,6 +500,7 @@ public final class MasterProcess {
             }
             reapChildren()
             ensureRunning()
+            systemdTimers()
         }
     }
 
@@ -428,6 +509,10 @@ public final class MasterProcess {
         var wait = 60.0
         if stopping { wait = min(wait, max(0, stopDeadline - now)) }
         for deadline in notBefore.values where deadline > now { wait = min(wait, deadline - now) }
+        if systemd.notifying {
+            if systemd.watchdogInterval != nil { wait = min(wait, max(0, nextWatchdog - now)) }
+            if !readyOwed { wait = min(wait, max(0, nextStatus - now)) }
+        }
         return Int32(wait * 1000) + 1
     }
 }

@@ -29,12 +29,15 @@ public struct ServiceDefinition: Equatable, Sendable {
     }
 
     /// smtpd serves port 25 (`smtpd_listen`), submission (587,
-    /// `submission_listen`) and implicit TLS (465, `smtps_listen`).
-    static func smtpd(_ configuration: Configuration) -> ServiceDefinition {
+    /// `submission_listen`) and implicit TLS (465, `smtps_listen`). Sockets
+    /// passed by systemd's socket activation (`inherited`: role and address)
+    /// take the place of the configured addresses of their role.
+    static func smtpd(_ configuration: Configuration, inherited: [(role: String, address: String)] = []) -> ServiceDefinition {
         var listeners: [Listener] = []
         var roles: [String] = []
         for (key, role) in [("smtpd_listen", "smtp"), ("submission_listen", "submission"), ("smtps_listen", "smtps")] {
-            for address in configuration.list(key) {
+            let passed = inherited.filter { $0.role == role }.map(\.address)
+            for address in passed.isEmpty ? configuration.list(key) : passed {
                 listeners.append(.tcp(address))
                 roles.append(role)
             }
@@ -46,7 +49,8 @@ public struct ServiceDefinition: Equatable, Sendable {
     }
 
     /// The services in start order: the map server first, the SMTP server last.
-    public static func table(for configuration: Configuration) -> [ServiceDefinition] {
+    public static func table(for configuration: Configuration,
+                             inherited: [(role: String, address: String)] = []) -> [ServiceDefinition] {
         [
             ServiceDefinition(program: "aliasd", processes: 1, listeners: [.unix(.aliasd)], singleton: false),
             ServiceDefinition(program: "local", processes: max(1, configuration.integer("local_process_limit")),
@@ -56,7 +60,7 @@ public struct ServiceDefinition: Equatable, Sendable {
             ServiceDefinition(program: "qmgr", processes: 1, listeners: [.unix(.qmgr)], singleton: true),
             ServiceDefinition(program: "pickup", processes: 1, listeners: [.publicUnix(.pickup)], singleton: true),
             ServiceDefinition(program: "showq", processes: 1, listeners: [.publicUnix(.showq)], singleton: false),
-            smtpd(configuration),
+            smtpd(configuration, inherited: inherited),
         ]
     }
 }
