@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(name: "QueueFormatTests", dependencies: ["QueueFormat"]),
         .testTarget(name: "HikyakuConfigTests", dependencies: ["HikyakuConfig"]),
         .testTarget(name: "HikyakuIPCTests", dependencies: ["HikyakuIPC"]),
-        .testTarget(name: "HikyakuSystemTests", dependencies: ["HikyakuSystem"]),
+        .testTarget(name: "HikyakuSystemTests", dependencies: ["HikyakuSystem", "MailCore"]),
         .testTarget(name: "LocalDeliveryTests", dependencies: ["LocalDelivery"]),
         .testTarget(name: "AliasServiceTests", dependencies: ["AliasService", "SendmailRules", "HikyakuIPC", "MailCore"]),
         .testTarget(name: "SendmailRulesTests", dependencies: ["SendmailRules"]),

@@ -38,7 +38,7 @@ extension ConfigParameter {
         ConfigParameter("setgid_group", "hikyaku-drop", .string,
             "The group of the setgid hikyaku-drop helper, which alone may write to maildrop/ and wake pickup."),
         ConfigParameter("maillog_file", "", .path,
-            "Write the mail log to this file instead of syslog's mail facility; /dev/stderr is allowed."),
+            "Write the mail log to this file; empty: the journal (with QUEUE_ID and SYSLOG_IDENTIFIER fields) when run by systemd, else syslog's mail facility; /dev/stderr is allowed."),
         ConfigParameter("syslog_name", "hikyaku", .string,
             "The prefix of every log line's program name (hikyaku/smtpd)."),
         ConfigParameter("debug_programs", "", .list,

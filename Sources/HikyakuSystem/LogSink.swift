@@ -5,22 +5,32 @@ import CShims
 import MailCore
 
 /// Where the master sends log lines: syslog's mail facility (the default, so
-/// /var/log/mail.log fills when rsyslog runs) or a file (`maillog_file`).
+/// /var/log/mail.log fills when rsyslog runs), a file (`maillog_file`), or,
+/// under systemd, the journal with structured fields.
 public final class LogSink {
     public enum Destination: Equatable {
         case syslog
         case file(String)
+        /// journald's native protocol; syslog when the journal refuses.
+        case journal
     }
+
+    /// Sends one journal entry, given as `FIELD=value` strings; false when
+    /// the journal did not take it. (The master passes libsystemd's
+    /// sd_journal_sendv; nothing else links libsystemd.)
+    public typealias JournalSender = ([String]) -> Bool
 
     let destination: Destination
     let hostname: String
     var fd: Int32 = -1
     let alsoStderr: Bool
+    let journal: JournalSender?
 
-    public init(destination: Destination, hostname: String, alsoStderr: Bool = false) {
+    public init(destination: Destination, hostname: String, alsoStderr: Bool = false, journal: JournalSender? = nil) {
         self.destination = destination
         self.hostname = hostname.split(separator: ".").first.map(String.init) ?? hostname
         self.alsoStderr = alsoStderr
+        self.journal = journal
         open()
     }
 
@@ -33,7 +43,7 @@ public final class LogSink {
             if path == "/dev/stderr" { fd = hk_dup_cloexec_above(STDERR_FILENO, 3); return }
             if path == "/dev/stdout" { fd = hk_dup_cloexec_above(STDOUT_FILENO, 3); return }
             fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        case .syslog:
+        case .syslog, .journal:
             fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             if fd >= 0 {
                 var address = sockaddr_un()
@@ -63,11 +73,13 @@ public final class LogSink {
     public func emit(severity: Int, ident: String, pid: Int32, text: String) {
         let stamp = WallClock.localTime(WallClock.seconds()).syslogStamp
         let body = "\(ident)[\(pid)]: \(text)"
+        let mailFacility = 2
         switch destination {
         case .file:
             write("\(stamp) \(hostname) \(body)\n")
-        case .syslog:
-            let mailFacility = 2
+        case .journal where journal?(Self.journalFields(severity: severity, ident: ident, pid: pid, text: text)) == true:
+            break
+        case .syslog, .journal:
             if fd < 0 { open() }
             if !write("<\(mailFacility * 8 + severity)>\(stamp) \(body)") {
                 reopen()
@@ -77,6 +89,23 @@ public final class LogSink {
             let line = Array("\(stamp) \(body)\n".utf8)
             line.withUnsafeBytes { _ = Glibc.write(STDERR_FILENO, $0.baseAddress!, $0.count) }
         }
+    }
+
+    /// A journal entry: the text as MESSAGE, with the fields syslog would
+    /// have given (PRIORITY, SYSLOG_FACILITY=2 for mail, SYSLOG_IDENTIFIER
+    /// such as `hikyaku/smtpd`, SYSLOG_PID), and QUEUE_ID when the line is
+    /// about a queued message (`ID: ...`, after any `warning: ` prefix).
+    public static func journalFields(severity: Int, ident: String, pid: Int32, text: String) -> [String] {
+        var fields = ["MESSAGE=\(text)", "PRIORITY=\(severity)", "SYSLOG_FACILITY=2",
+                      "SYSLOG_IDENTIFIER=\(ident)", "SYSLOG_PID=\(pid)"]
+        var rest = Substring(text)
+        for prefix in ["warning: ", "error: ", "fatal: "] where rest.hasPrefix(prefix) {
+            rest = rest.dropFirst(prefix.count)
+        }
+        if let colon = rest.firstIndex(of: ":"), let id = QueueID(String(rest[..<colon])) {
+            fields.append("QUEUE_ID=\(id)")
+        }
+        return fields
     }
 
     @discardableResult

@@ -146,9 +146,13 @@ public final class MasterProcess {
         inherited.map { ($0.role, $0.address) }
     }
 
+    /// `maillog_file` when set; otherwise the journal under systemd, and
+    /// syslog's /dev/log elsewhere.
     static func makeSink(_ configuration: Configuration) -> LogSink {
         let file = configuration.string("maillog_file")
-        return LogSink(destination: file.isEmpty ? .syslog : .file(file), hostname: configuration.string("myhostname"))
+        let destination: LogSink.Destination = !file.isEmpty ? .file(file) : Systemd.journalAvailable ? .journal : .syslog
+        return LogSink(destination: destination, hostname: configuration.string("myhostname"),
+                       journal: Systemd.sendToJournal)
     }
 
     func log(_ severity: Int, _ program: String, _ pid: pid_t, _ text: String) {

@@ -37,6 +37,28 @@ struct Systemd {
         notify("RELOADING=1\nMONOTONIC_USEC=\(usec)\nSTATUS=reloading the configuration")
     }
 
+    /// The master runs as a systemd service (INVOCATION_ID or JOURNAL_STREAM
+    /// set) on a host whose journal listens: log there, with fields.
+    static var journalAvailable: Bool {
+        (getenv("INVOCATION_ID") != nil || getenv("JOURNAL_STREAM") != nil)
+            && access("/run/systemd/journal/socket", W_OK) == 0
+    }
+
+    /// One journal entry through sd_journal_sendv(3).
+    static func sendToJournal(_ fields: [String]) -> Bool {
+        var buffers = fields.map { Array($0.utf8) }
+        return buffers.withUnsafeMutableBufferPointer { all -> Bool in
+            var vectors: [iovec] = []
+            vectors.reserveCapacity(all.count)
+            for index in all.indices {
+                all[index].withUnsafeMutableBytes { raw in
+                    vectors.append(iovec(iov_base: raw.baseAddress, iov_len: raw.count))
+                }
+            }
+            return sd_journal_sendv(&vectors, Int32(vectors.count)) == 0
+        }
+    }
+
     func stopping() {
         notify("STOPPING=1\nSTATUS=stopping")
     }

@@ -2,6 +2,7 @@
 datagram socket the test owns, and socket activation through
 systemd-socket-activate, which passes a listening socket the way systemd
 does (LISTEN_FDS, LISTEN_PID)."""
+import json
 import os
 import shutil
 import signal
@@ -166,3 +167,80 @@ def test_socket_activation(make_mta):
         assert greets_at_once(activated)
     finally:
         notes.close()
+
+
+JOURNALD = "/lib/systemd/systemd-journald"
+
+
+@pytest.fixture
+def journald():
+    """A listening journal: the host's, or a systemd-journald started here
+    (on a host where systemd is not PID 1), stopped afterwards."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        probe.connect("/run/systemd/journal/socket")
+        yield
+        return
+    except OSError:
+        pass
+    finally:
+        probe.close()
+    if not os.path.exists(JOURNALD) or not shutil.which("journalctl"):
+        pytest.skip("no journal and no systemd-journald to start (Debian package systemd)")
+    process = subprocess.Popen([JOURNALD], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                probe.connect("/run/systemd/journal/socket")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+            finally:
+                probe.close()
+        yield
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def journal_entries(identifier, since):
+    out = subprocess.run(["journalctl", "--no-pager", "-o", "json", "--since", since,
+                          f"SYSLOG_IDENTIFIER={identifier}"], capture_output=True, text=True, timeout=30)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def test_logs_to_the_journal_with_fields_under_systemd(make_mta, journald):
+    # No maillog_file: under systemd (INVOCATION_ID set) the journal.
+    mta = make_mta(start=False)
+    with open(mta.config, "a") as f:
+        f.write("maillog_file =\nsyslog_name = hikyaku-journal-test\n")
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - 2))
+    mta.output = open(os.path.join(mta.root, "master.out"), "ab")
+    env = dict(os.environ, INVOCATION_ID=os.urandom(16).hex())
+    mta.process = subprocess.Popen([os.path.join(BIN, "master"), "-c", mta.config], env=env,
+                                   stdout=mta.output, stderr=mta.output, start_new_session=True)
+    mta.wait_ready()
+    with smtplib.SMTP("127.0.0.1", mta.port) as client:
+        client.sendmail("a@example.org", [f"hkt-alice@{HOSTNAME}"], "Subject: journal\r\n\r\nx\r\n")
+    mta.wait_mbox("hkt-alice", 1)
+    deadline = time.monotonic() + 20
+    while True:
+        smtpd = journal_entries("hikyaku-journal-test/smtpd", since)
+        local = journal_entries("hikyaku-journal-test/local", since)
+        received = [e for e in smtpd if ": client=" in e.get("MESSAGE", "")]
+        delivered = [e for e in local if "status=sent" in e.get("MESSAGE", "")]
+        if received and delivered or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert received and delivered, (smtpd, local)
+    queue_id = received[0]["MESSAGE"].split(":")[0]
+    assert received[0]["QUEUE_ID"] == queue_id
+    assert received[0]["SYSLOG_FACILITY"] == "2" and received[0]["PRIORITY"] == "6"
+    assert int(received[0]["SYSLOG_PID"]) in mta.pids()["smtpd"]
+    assert delivered[0]["QUEUE_ID"] == queue_id
+    # Nothing went to the file or to syslog's socket instead.
+    assert not os.path.exists(mta.maillog) or ": client=" not in mta.log()
