@@ -119,6 +119,41 @@ struct Status: ParsableCommand {
         abstract: "Say whether the master runs and how many messages each queue holds; exit 3 if it does not run.")
     @OptionGroup var options: ConfigOption
 
+    @Flag(name: .shortAndLong, help: "Also list the master's programs and the last warnings and errors in the log.")
+    var verbose = false
+
+    /// The programs the master runs (its children, from /proc), and the
+    /// last warnings and errors of maillog_file or /var/log/mail.log.
+    static func describe(master: pid_t, config: Configuration) {
+        print("processes:")
+        print("  master \(master)")
+        var children: [(String, Int32)] = []
+        for entry in (try? FileIO.listDirectory("/proc")) ?? [] {
+            guard let pid = Int32(entry), let stat = try? FileIO.readFile("/proc/\(entry)/stat", limit: 4096) else { continue }
+            // pid (comm) state ppid ...: the command may hold spaces and parentheses.
+            let text = String(decoding: stat, as: UTF8.self)
+            guard let close = text.lastIndex(of: ")"), let open = text.firstIndex(of: "(") else { continue }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            guard fields.count > 1, Int32(fields[1]) == master else { continue }
+            children.append((String(text[text.index(after: open)..<close]), pid))
+        }
+        for (name, pid) in children.sorted(by: { ($0.0, $0.1) < ($1.0, $1.1) }) {
+            print("  \(name) \(pid)")
+        }
+        let file = config.string("maillog_file")
+        let log = file.isEmpty ? "/var/log/mail.log" : file
+        guard let bytes = try? FileIO.readTail(log, limit: 1 << 20) else {
+            print("last errors: \(log) cannot be read\(file.isEmpty ? " (under systemd: journalctl -t \(config.string("syslog_name"))/smtpd and the other programs)" : "")")
+            return
+        }
+        let ident = config.string("syslog_name") + "/"
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").filter {
+            $0.contains(ident) && ($0.contains("]: warning: ") || $0.contains("]: error: ") || $0.contains("]: fatal: ") || $0.contains("]: panic: "))
+        }
+        print("last errors (\(log)):\(lines.isEmpty ? " none" : "")")
+        for line in lines.suffix(5) { print("  \(line)") }
+    }
+
     func run() throws {
         let config = try options.load()
         let spool = SpoolLayout(root: config.string("queue_directory"))
@@ -127,6 +162,7 @@ struct Status: ParsableCommand {
         }
         if let pid = runningMaster(config) {
             print("hikyaku: the mail system is running (pid \(pid)); queue: \(counts.joined(separator: " "))")
+            if verbose { Self.describe(master: pid, config: config) }
         } else {
             print("hikyaku: the mail system is not running; queue: \(counts.joined(separator: " "))")
             throw ExitCode(3)
@@ -136,8 +172,11 @@ struct Status: ParsableCommand {
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check the configuration, the programs and the spool; report every problem found.")
+        abstract: "Check the configuration, the maps, the programs, the spools and the listeners; report every problem found, with what to do; exit 1 if there is one.")
     @OptionGroup var options: ConfigOption
+
+    @Option(help: ArgumentHelp("The sendmail command other programs call; checked to be hikyaku's. Default: /usr/sbin/sendmail when hikyaku itself is installed in /usr/sbin, else not checked.", valueName: "path"))
+    var sendmailPath: String?
 
     func run() throws {
         let config = try options.load()
@@ -223,6 +262,15 @@ struct Check: ParsableCommand {
         for key in ["alias_file", "mail_spool_directory"] where FileIO.stat(config.string(key)) == nil {
             problems.append("\(key) = \(config.string(key)): no such file or directory")
         }
+        problems += SystemChecks.maps(config)
+        problems += SystemChecks.mailSpool(config)
+        if let ours = SystemChecks.companionSendmail {
+            let installed = ours.hasPrefix("/usr/sbin/")
+            if let path = sendmailPath ?? (installed ? "/usr/sbin/sendmail" : nil) {
+                problems += SystemChecks.sendmailCommand(path, ours: ours)
+            }
+        }
+        problems += SystemChecks.listeners(config, masterRunning: runningMaster(config) != nil)
         for problem in problems { print("hikyaku: warning: \(problem)") }
         if !problems.isEmpty { throw ExitCode(1) }
         print("hikyaku: configuration \(config.path) and spool \(spool.root) are in order")

@@ -120,6 +120,18 @@ public enum FileIO {
         return out
     }
 
+    /// The last `limit` bytes of a file (the end of a log), from the start
+    /// of the first whole line in them.
+    public static func readTail(_ path: String, limit: Int) throws(SystemError) -> [UInt8] {
+        let fd = try open(path, O_RDONLY)
+        defer { close(fd) }
+        let size = Int(try fstat(fd, path: path).st_size)
+        let start = max(0, size - limit)
+        var bytes = try pread(fd, count: size - start, at: start, path: path)
+        if start > 0, let newline = bytes.firstIndex(of: 10) { bytes.removeSubrange(...newline) }
+        return bytes
+    }
+
     /// pread of a range (local reads message content from the queue file).
     public static func pread(_ fd: Int32, count: Int, at offset: Int, path: String = "") throws(SystemError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)

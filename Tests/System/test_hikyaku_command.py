@@ -1,6 +1,7 @@
 """The administrator's command: start, status, reload, check, stop."""
 import os
 import shutil
+import socket
 import subprocess
 
 from conftest import BIN, mail_processes
@@ -108,3 +109,77 @@ def test_explain_names_every_step_with_file_and_line(make_mta):
     assert refused.returncode == 1
     assert f"access {access}:3: from:spammer@example.org REJECT" in refused.stdout
     assert "decision: reject at check_rcpt: 550 5.7.1 <team@example.test>... Access denied" in refused.stdout
+
+
+def test_check_reads_the_maps_the_mail_spool_the_sendmail_command_and_the_listeners(make_mta):
+    mta = make_mta(start=False, aliases="# aliases\npostmaster: root\n  continued\nbroken root\n")
+    access = os.path.join(mta.etc, "access")
+    with open(access, "w") as f:
+        f.write("# access\n192.0.2 RELAYY\nspammer.example REJECT\nbad.example ERROR:5.7.1:550 go away\n")
+    with open(os.path.join(mta.etc, "hosts.deny"), "w") as f:
+        f.write("sendmail ALL\n")
+    not_ours = os.path.join(mta.root, "sendmail")
+    with open(not_ours, "w") as f:
+        f.write("#!/bin/sh\nexec /usr/sbin/exim4 \"$@\"\n")
+    # A port someone else holds.
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    taken = holder.getsockname()[1]
+    with open(mta.config, "a") as f:
+        f.write(f"access_map = {access}\nsubmission_listen = 127.0.0.1:{taken}\n")
+    os.chmod(mta.mail, 0o777)
+    try:
+        result = subprocess.run([os.path.join(BIN, "hikyaku"), "check", "-c", mta.config, "--sendmail-path", not_ours],
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        holder.close()
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    aliases = os.path.join(mta.etc, "aliases")
+    assert f"hikyaku: warning: {aliases}: line 4: " in out, out
+    assert (f"hikyaku: warning: {access}: line 2: key 192.0.2: 'RELAYY' is not an access action (OK, RELAY, REJECT, "
+            "DISCARD, SKIP, ERROR:...); like sendmail, hikyaku refuses with it as the error text") in out, out
+    assert "bad.example" not in out and "spammer.example" not in out
+    assert f"hikyaku: warning: {mta.etc}/hosts.deny:1: missing \":\" separator; line ignored" in out, out
+    assert (f"hikyaku: warning: {mta.mail} is writable by everyone without the sticky bit: any user can remove or "
+            f"replace another's mailbox; chmod 2775 {mta.mail} and chgrp mail {mta.mail} (Debian's default)") in out, out
+    assert f"hikyaku: warning: {not_ours} is not hikyaku's sendmail" in out, out
+    assert (f"hikyaku: warning: submission_listen: cannot listen on 127.0.0.1:{taken}: Address already in use; "
+            "if another program holds the port, `ss -ltnp` names it") in out, out
+    # Our own sendmail, through a symlink, is fine; a missing one is not.
+    link = os.path.join(mta.root, "sendmail-link")
+    os.symlink(os.path.join(BIN, "sendmail"), link)
+    os.chmod(mta.mail, 0o2775)
+    with open(mta.config, "a") as f:
+        f.write("submission_listen =\n")
+    with open(access, "w") as f:
+        f.write("192.0.2 RELAY\n")
+    with open(os.path.join(mta.etc, "aliases"), "w") as f:
+        f.write("postmaster: root\n")
+    os.unlink(os.path.join(mta.etc, "hosts.deny"))
+    result = subprocess.run([os.path.join(BIN, "hikyaku"), "check", "-c", mta.config, "--sendmail-path", link],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
+    result = subprocess.run([os.path.join(BIN, "hikyaku"), "check", "-c", mta.config, "--sendmail-path",
+                             os.path.join(mta.root, "nothing")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "nothing is missing: cron, mailx and every program" in result.stdout
+
+
+def test_status_verbose_lists_programs_and_the_last_errors(make_mta):
+    mta = make_mta()
+    with open(mta.config, "a") as f:
+        f.write("access_map = /nonexistent/dir/access\n")
+    result = hikyaku(mta, "status", "--verbose")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    master = mta.process.pid
+    assert lines[1:3] == ["processes:", f"  master {master}"], lines
+    for program in ("aliasd", "cleanup", "local", "pickup", "qmgr", "showq", "smtp-client", "smtpd"):
+        assert any(line.startswith(f"  {program} ") for line in lines), (program, lines)
+    # A warning in the log shows up.
+    os.kill(mta.pids()["smtpd"][0], 9)
+    mta.wait_log(r"warning: process .*smtpd pid \d+ killed by signal 9")
+    result = hikyaku(mta, "status", "-v")
+    tail = result.stdout.split(f"last errors ({mta.maillog}):\n", 1)[1]
+    assert "killed by signal 9" in tail, result.stdout
