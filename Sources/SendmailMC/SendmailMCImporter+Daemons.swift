@@ -81,7 +81,9 @@ extension SendmailMCImporter {
         }
         if let noDefaultMSA {
             remark(noDefaultMSA, "sendmail's default MSA on port 587 is not opened; only the ports of DAEMON_OPTIONS are")
-        } else {
+        } else if !daemons.contains(where: { Self.port(Self.option(Self.options($0.options), "P") ?? "") == 587 }) {
+            // A daemon of the file's own on 587 takes the port (sendmail
+            // could not open the default one there as well).
             entries.append(("Port=587, Name=MSA, M=E", Origin(source: nil,
                 text: "\(file): no FEATURE(`no_default_msa'): sendmail's default MSA, port 587 of every IPv4 address, M=E",
                 order: daemons.first?.origin.order ?? 0)))

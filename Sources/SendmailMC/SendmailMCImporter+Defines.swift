@@ -22,7 +22,7 @@ extension SendmailMCImporter {
 
     /// Names that configure only sendmail's own files, processes and logs.
     static let ownFiles: Set<String> = [
-        "QUEUE_DIR", "STATUS_FILE", "HELP_FILE", "MAIL_SETTINGS_DIR", "confPID_FILE", "confCONTROL_SOCKET_NAME",
+        "QUEUE_DIR", "STATUS_FILE", "HELP_FILE", "confPID_FILE", "confCONTROL_SOCKET_NAME",
         "confHOST_STATUS_DIRECTORY", "confDEAD_LETTER_DROP", "confSERVICE_SWITCH_FILE", "confHELP_FILE",
         "confHOSTS_FILE", "confPROCESS_TITLE_PREFIX", "confCF_VERSION", "confEBINDIR", "confRUN_AS_USER",
         "confTRUSTED_USER", "confQUEUE_FILE_MODE", "confTEMP_FILE_MODE", "confSAFE_QUEUE", "confLOG_LEVEL",
@@ -44,8 +44,12 @@ extension SendmailMCImporter {
             set(key, Self.time(seconds), origin, note: Self.timeoutNotes[name])
             return
         }
+        if name == "MAIL_SETTINGS_DIR" {
+            mailSettingsDirectory = value.hasSuffix("/") ? value : value + "/"
+            ignored(origin, "the directory of the map and class files: the file names translated here are in it")
+            return
+        }
         if Self.ownFiles.contains(name) {
-            if name == "MAIL_SETTINGS_DIR" { mailSettingsDirectory = value.hasSuffix("/") ? value : value + "/" }
             ignored(origin, name == "confTO_IDENT" ? "hikyaku makes no ident (RFC 1413) queries"
                     : "concerns sendmail's own files, processes or logs; hikyaku has its own (queue_directory, maillog_file)")
             return
@@ -64,7 +68,7 @@ extension SendmailMCImporter {
                 return text
             }
             guard let first = files.first, first.hasPrefix("/") else {
-                notTranslated(origin, "alias_file takes a file name")
+                notTranslated(origin, "alias_file takes an absolute file name, not '\(value)'")
                 return
             }
             set("alias_file", first, origin)
@@ -80,7 +84,7 @@ extension SendmailMCImporter {
         case "confCW_FILE", "confCT_FILE":
             classFileDefines[name] = (value, origin)
         case "confCR_FILE":
-            set("relay_domains_file", classFilePath(value), origin)
+            setPath("relay_domains_file", classFilePath(value), origin)
         case "confMAX_MESSAGE_SIZE":
             guard let size = Int(value), size >= 0 else {
                 notTranslated(origin, "cannot read the size '\(value)'")
@@ -148,6 +152,8 @@ extension SendmailMCImporter {
             remark(origin, "hikyaku offers AUTH only inside TLS, and passwords are Dovecot's (smtpd_sasl_path)")
         case "confAUTH_REALM":
             ignored(origin, "Dovecot's configuration decides the realm")
+        case _ where ["confSERVER_CERT", "confSERVER_KEY", "confCACERT"].contains(name) && !value.hasPrefix("/"):
+            notTranslated(origin, "the file, \(value), is not an absolute file name")
         case "confSERVER_CERT":
             set("smtpd_tls_cert_file", value, origin)
         case "confSERVER_KEY":

@@ -96,7 +96,7 @@ extension SendmailMCImporter {
         var path = mailSettingsDirectory + (name == "access_db" ? "access" : name)
         if !specification.isEmpty {
             guard let (type, given) = Self.mapPath(specification), given.hasPrefix("/") else {
-                notTranslated(origin, "cannot find the file in '\(specification)'")
+                notTranslated(origin, "cannot find an absolute file name in '\(specification)'")
                 return
             }
             guard ["hash", "btree"].contains(type) else {
@@ -104,6 +104,10 @@ extension SendmailMCImporter {
                 return
             }
             path = given
+        }
+        guard path.hasPrefix("/") else {
+            notTranslated(origin, "the file, \(path), is not an absolute file name (a name defined outside this file?)")
+            return
         }
         var note: String?
         if name == "access_db" {

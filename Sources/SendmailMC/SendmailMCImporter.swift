@@ -77,6 +77,15 @@ public struct SendmailMCImporter {
         }
     }
 
+    /// A file name: absolute, or listed.
+    mutating func setPath(_ key: String, _ path: String, _ origin: Origin) {
+        if path.hasPrefix("/") {
+            set(key, path, origin)
+        } else {
+            notTranslated(origin, "the file, \(path), is not an absolute file name (a name defined outside this file?)")
+        }
+    }
+
     /// Adds to a list key.
     mutating func append(_ key: String, _ values: [String], _ origin: Origin, note: String? = nil) {
         var list = settings[key].map { $0.value.split(separator: ",").map { $0.trimmingSpace } } ?? []
@@ -184,7 +193,7 @@ public struct SendmailMCImporter {
         case "RELAY_DOMAIN":
             notTranslated(origin, "add \(call.argument(0).trimmingSpace) to the file of relay_domains_file")
         case "RELAY_DOMAIN_FILE":
-            set("relay_domains_file", classFilePath(call.argument(0)), origin)
+            setPath("relay_domains_file", classFilePath(call.argument(0)), origin)
         case "LOCAL_USER":
             notTranslated(origin, "no equivalent: class L (users kept local under a smart host or mail hub)")
         case "TRUST_AUTH_MECH":
@@ -247,7 +256,13 @@ public struct SendmailMCImporter {
                                                     ("use_ct_file", "trusted_users_file", "confCT_FILE", "trusted-users")] {
             let defined = classFileDefines[define]
             if let origin = classFileFeatures[feature] {
-                set(key, defined.map { classFilePath($0.value) } ?? mailSettingsDirectory + defaultName, origin)
+                let path = defined.map { classFilePath($0.value) } ?? mailSettingsDirectory + defaultName
+                guard path.hasPrefix("/") else {
+                    notTranslated(defined?.origin ?? origin,
+                                  "the file, \(path), is not an absolute file name (a name defined outside this file?)")
+                    continue
+                }
+                set(key, path, origin)
                 if let defined { settings[key]?.origins.append(defined.origin) }
             } else if let defined {
                 ignored(defined.origin, "takes effect only with FEATURE(`\(feature)'), which this file does not have")

@@ -54,6 +54,10 @@ struct SendmailMCImporterTests {
             """, prefix: "")
         #expect(tutorial.setting["smtpd_listen"] == "0.0.0.0:25")
         #expect(tutorial.setting["submission_listen"] == nil)
+        // An MSA of the file's own on 587 and no other daemon: nothing on 25.
+        let msa = try translate("DAEMON_OPTIONS(`Port=submission, Name=MSA, M=Ea')dnl\n", prefix: "")
+        #expect(msa.setting["submission_listen"] == "0.0.0.0:587")
+        #expect(msa.setting["smtpd_listen"] == "")
     }
 
     @Test("DAEMON_OPTIONS that cannot be translated are listed")
@@ -209,6 +213,7 @@ struct SendmailMCImporterTests {
         "CLIENT_OPTIONS(`Family=inet, Addr=192.0.2.1')", "LOCAL_DOMAIN(`example2009.jp')", "NO_SUCH_MACRO(`x')",
         "define(`confCLIENT_CERT', `/etc/mail/tls/client.crt')", "FEATURE(`delay_checks', `hater')",
         "FEATURE(`access_db', `ldap -1 -v sendmailMTAMapValue')", "DOMAIN(`generic')",
+        "FEATURE(`mailertable', `hash -o 'ORACLE_RUN`/mailertable')", "define(`ALIAS_FILE', ORACLE_RUN`/aliases')",
     ])
     func untranslated(line: String) throws {
         let translation = try translate(line + "dnl\n")
