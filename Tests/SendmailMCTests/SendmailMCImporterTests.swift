@@ -100,6 +100,14 @@ struct SendmailMCImporterTests {
         ("define(`confHELO_NAME', `out.example.jp')", "smtp_helo_name", "out.example.jp"),
         ("define(`confCR_FILE', `-o /etc/mail/relay-domains %[^\\#]')", "relay_domains_file", "/etc/mail/relay-domains"),
         ("define(`confMIN_QUEUE_AGE', `15m')", "minimal_backoff_time", "15m"),
+        ("define(`confTO_INITIAL', `5m')", "smtp_helo_timeout", "5m"),
+        ("define(`confTO_HELO', `10m')", "smtp_helo_timeout", "10m"),
+        ("define(`confTO_RCPT', `1h')", "smtp_rcpt_timeout", "1h"),
+        ("define(`confTO_DATAINIT', `5m')", "smtp_data_init_timeout", "5m"),
+        ("define(`confTO_QUIT', `2m')", "smtp_quit_timeout", "2m"),
+        ("define(`confTO_RSET', `1m')", "smtp_quit_timeout", "1m"),
+        ("define(`confTO_QUEUEWARN_NORMAL', `1')", "delay_warning_time", "1h"),
+        ("define(`confTO_QUEUERETURN_NORMAL', `3d')", "maximal_queue_lifetime", "3d"),
         ("define(`SMART_HOST', `[relay.example.net]')", "smart_host", "[relay.example.net]"),
         ("define(`SMART_HOST', `esmtp:[relay.example.net]')", "smart_host", "[relay.example.net]"),
         ("define(`SMART_HOST', `relay.example.net')", "smart_host", "relay.example.net"),
@@ -221,6 +229,19 @@ struct SendmailMCImporterTests {
         #expect(item?.changesBehaviour == true)
         #expect(item?.origin.source == MCSource(file: "t.mc", line: 5))
         #expect(translation.exitStatus == 1)
+    }
+
+    @Test("macros understood with nothing to set", arguments: [
+        "TRUST_AUTH_MECH(`LOGIN PLAIN')", "define(`confAUTH_OPTIONS', `A p')", "define(`confTLS_SRV_OPTIONS', `V')",
+        "define(`confCACERT_PATH', `/etc/ssl/certs')", "define(`confDELIVERY_MODE', `background')",
+        "FEATURE(`nocanonify')", "FEATURE(`accept_unresolvable_domains')", "FEATURE(`always_add_domain')",
+        "define(`confFORWARD_PATH', `$z/.forward')", "define(`confPRIVACY_FLAGS', `authwarnings,noexpn,noetrn')",
+    ])
+    func remarks(line: String) throws {
+        let translation = try translate(line + "dnl\n")
+        #expect(translation.remarks.map(\.origin.text).contains(line))
+        #expect(translation.untranslated.isEmpty)
+        #expect(translation.rendered().contains("# from t.mc:5: \(line)\n#   nothing to set: "))
     }
 
     @Test("boilerplate is listed as ignored and leaves the exit status 0", arguments: [
