@@ -46,6 +46,8 @@ let package = Package(
         .target(name: "HikyakuConfig", dependencies: ["MailCore"]),
         .target(name: "HikyakuIPC", dependencies: ["MailCore"]),
         .target(name: "SendmailRules", dependencies: ["MailCore"]),
+        // sendmail.mc read as m4 and translated into hikyaku.conf settings.
+        .target(name: "SendmailMC", dependencies: ["HikyakuConfig"]),
 
         // The systems layer: the one file that changes privilege, spawning,
         // durable writes, blocking sockets, users, logging.
@@ -96,7 +98,7 @@ let package = Package(
         .executableTarget(name: "hikyaku-drop", dependencies: ["Submission", "HikyakuSystem"]),
         .target(name: "Administration", dependencies: [
             "HikyakuSystem", "HikyakuConfig", "QueueFormat", "SendmailRules", "MapStore", "AliasService", "Submission",
-            "QueueInspection", "HikyakuIPC", "MailCore", "DNSResolver",
+            "QueueInspection", "HikyakuIPC", "MailCore", "DNSResolver", "SendmailMC",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "hikyaku", dependencies: ["Administration"]),
@@ -113,6 +115,7 @@ let package = Package(
         .testTarget(name: "LocalDeliveryTests", dependencies: ["LocalDelivery"]),
         .testTarget(name: "AliasServiceTests", dependencies: ["AliasService", "SendmailRules", "HikyakuIPC", "MailCore"]),
         .testTarget(name: "SendmailRulesTests", dependencies: ["SendmailRules"]),
+        .testTarget(name: "SendmailMCTests", dependencies: ["SendmailMC", "HikyakuConfig"], exclude: ["Fixtures"]),
         .testTarget(name: "SubmissionTests", dependencies: ["Submission"]),
         .testTarget(name: "MasterTests", dependencies: ["Master", "HikyakuConfig"]),
         .testTarget(name: "SMTPClientTests", dependencies: ["SMTPClient", "HikyakuConfig", "SMTPProtocol"]),

@@ -5,6 +5,7 @@ import ArgumentParser
 import DNSResolver
 import HikyakuConfig
 import HikyakuSystem
+import SendmailMC
 
 /// hikyaku - the administrator's command
 ///
@@ -13,8 +14,8 @@ import HikyakuSystem
 /// shows the effective configuration.
 ///
 /// Security: `start`, `stop` and `reload` need the rights to signal the
-/// master (root for a system installation); `status`, `check` and `config
-/// show` only read.
+/// master (root for a system installation); `status`, `check`, `config
+/// show` and `config import-sendmail-mc` only read.
 public struct HikyakuCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "hikyaku",
@@ -286,7 +287,8 @@ struct Check: ParsableCommand {
 
 struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "config", abstract: "Show the configuration.", subcommands: [Show.self])
+        commandName: "config", abstract: "Show the configuration, or translate sendmail's.",
+        subcommands: [Show.self, ImportSendmailMC.self])
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -299,6 +301,52 @@ struct ConfigCommand: ParsableCommand {
             let config = try options.load()
             for (key, value) in config.effectiveValues where !set || config.line(of: key) > 0 {
                 print("\(key) = \(value)")
+            }
+        }
+    }
+
+    /// hikyaku config import-sendmail-mc FILE: sendmail.mc's settings as
+    /// hikyaku.conf lines on standard output (SendmailMCImporter), with the
+    /// macros not translated listed at the end.
+    struct ImportSendmailMC: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "import-sendmail-mc",
+            abstract: "Translate a sendmail.mc file into hikyaku.conf settings, printed on standard output.",
+            discussion: """
+                Exit status: 0 when every macro that matters was translated; 1 when some of what sendmail did \
+                is not (listed at the end of the output); 2 when the file cannot be read or is not m4 \
+                that can be read.
+                """)
+        @Argument(help: "The sendmail.mc file, for example /etc/mail/sendmail.mc.")
+        var file: String
+
+        func run() throws {
+            let text: String
+            do {
+                text = String(decoding: try FileIO.readFile(file, limit: 16 << 20), as: UTF8.self)
+            } catch {
+                throw fail("\(file): cannot read: \(String(cString: strerror(error.errno)))", code: 2)
+            }
+            let translation: MCTranslation
+            do {
+                translation = try SendmailMCImporter.translate(text, file: file, includes: Self.readInclude)
+            } catch {
+                throw fail("\(error)", code: 2)
+            }
+            print(translation.rendered(), terminator: "")
+            let missing = translation.untranslated.filter(\.changesBehaviour).count
+            if missing > 0 {
+                throw fail("\(file): \(missing) of its macros or lines are not translated and change what the mail "
+                           + "system does; they are listed at the end of the output")
+            }
+        }
+
+        /// An included file, for M4Reader.
+        static func readInclude(_ path: String) -> Result<String, MCIncludeFailure> {
+            do {
+                return .success(String(decoding: try FileIO.readFile(path, limit: 16 << 20), as: UTF8.self))
+            } catch {
+                return .failure(MCIncludeFailure(String(cString: strerror(error.errno))))
             }
         }
     }
