@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON ?= /usr/bin/python3
 BIN := $(CURDIR)/.build/debug
 
-.PHONY: all build run test unit-test system-test check-privilege lint-man bench clean fuzz fuzz-smoke
+.PHONY: all build run test unit-test system-test check-privilege lint-man bench clean fuzz fuzz-smoke deb deb-test
 
 all: build
 
@@ -51,8 +51,20 @@ lint-man:
 	@out=$$(mandoc -Tlint -W warning man/*.[1-8] 2>&1); \
 	if [ -n "$$out" ]; then echo "$$out" >&2; exit 1; fi; echo "lint-man: man pages clean"
 
+# The Debian package hikyaku_VERSION_amd64.deb (Packaging/build-deb.sh): a
+# release build with the Swift standard library linked in, then dpkg-deb.
+deb:
+	SWIFT="$(SWIFT)" ./Packaging/build-deb.sh
+
+# The package installed over Debian's postfix in a Debian 12 chroot, used
+# by real mail programs, upgraded and purged (Tests/System/test_debian_package.py;
+# needs debootstrap, and deb.debian.org the first time). Takes the newest
+# hikyaku_*.deb here, or $HIKYAKU_DEB; builds one with `make deb` if none.
+deb-test:
+	HIKYAKU_DEB_TEST=1 $(PYTHON) -m pytest -q Tests/System/test_debian_package.py
+
 bench: build
 	./Benchmarks/run-bench.sh
 
 clean:
-	rm -rf .build run
+	rm -rf .build run hikyaku_*.deb
