@@ -580,6 +580,9 @@ final class SMTPSessionHandler: ChannelDuplexHandler {
         resetIdleTimer()
         do {
             try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext), position: .first)
+            // The handshake needs reads whatever was held before it began.
+            readHeld = false
+            context.read()
         } catch {
             logger.warning("cannot start TLS for \(identity.logName): \(error)")
             closeAfterFlush()
