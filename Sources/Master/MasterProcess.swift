@@ -191,30 +191,102 @@ public final class MasterProcess {
 
     // MARK: Sockets
 
-    func bindListeners() throws {
+    /// Binds every listener the definitions want that is not bound yet, and
+    /// closes the master's copy of those no longer wanted (first, so an
+    /// address can move, as 127.0.0.1:25 to 0.0.0.0:25). At start a failure
+    /// is fatal; on reload (`tolerant`) it is logged, the listener stays
+    /// unbound, and `retryBinding` tries again: a retiring smtpd may still
+    /// hold the old socket for a moment. A program whose listeners are not
+    /// all bound is not started, so none gets a hole in its descriptors.
+    func bindListeners(tolerant: Bool = false) throws {
         var wanted: Set<ServiceDefinition.Listener> = []
         for definition in definitions { wanted.formUnion(definition.listeners) }
-        for listener in wanted where listeners[listener] == nil {
-            let fd: Int32
-            switch listener {
-            case .tcp(let address):
-                fd = try Sockets.listenTCP(address)
-            case .unix(let service):
-                let path = spool.socket(service)
-                fd = try Sockets.listenUnix(path, mode: 0o600)
-                if let owner { try FileIO.chown(path, uid: owner.uid, gid: owner.gid) }
-            case .publicUnix(let service):
-                // pickup: the setgid helper's group only; showq: anyone (mailq).
-                let path = spool.socket(service)
-                fd = try Sockets.listenUnix(path, mode: service == .pickup ? 0o660 : 0o666)
-                if let owner { try FileIO.chown(path, uid: owner.uid, gid: dropGroup ?? owner.gid) }
-            }
-            listeners[listener] = try ProcessSpawner.moveAbove(fd)
-        }
         let passed = Set(inherited.map { ServiceDefinition.Listener.tcp($0.address) })
         for (listener, fd) in listeners where !wanted.contains(listener) && !passed.contains(listener) {
             Glibc.close(fd)
             listeners[listener] = nil
+        }
+        for listener in unbound.keys where !wanted.contains(listener) { unbound[listener] = nil }
+        for listener in wanted where listeners[listener] == nil {
+            do {
+                listeners[listener] = try ProcessSpawner.moveAbove(try bind(listener))
+                if unbound.removeValue(forKey: listener) != nil {
+                    info("listening on \(listener.description)")
+                    restartServing(listener)
+                }
+            } catch {
+                guard tolerant else { throw error }
+                let now = WallClock.monotonic()
+                // Quiet for the first second: the usual case is an address
+                // the old smtpd has not closed yet.
+                var state = unbound[listener] ?? UnboundListener(since: now, nextLog: now + 1)
+                if now >= state.nextLog {
+                    warning("cannot listen on \(listener.description): \(error); trying again")
+                    state.nextLog = now + 60
+                }
+                unbound[listener] = state
+            }
+        }
+        nextBindAttempt = unbound.isEmpty ? nil : WallClock.monotonic() + bindRetryDelay()
+    }
+
+    func bind(_ listener: ServiceDefinition.Listener) throws -> Int32 {
+        switch listener {
+        case .tcp(let address):
+            return try Sockets.listenTCP(address)
+        case .unix(let service):
+            let path = spool.socket(service)
+            let fd = try Sockets.listenUnix(path, mode: 0o600)
+            if let owner {
+                do { try FileIO.chown(path, uid: owner.uid, gid: owner.gid) } catch { Glibc.close(fd); throw error }
+            }
+            return fd
+        case .publicUnix(let service):
+            // pickup: the setgid helper's group only; showq: anyone (mailq).
+            let path = spool.socket(service)
+            let fd = try Sockets.listenUnix(path, mode: service == .pickup ? 0o660 : 0o666)
+            if let owner {
+                do { try FileIO.chown(path, uid: owner.uid, gid: dropGroup ?? owner.gid) } catch { Glibc.close(fd); throw error }
+            }
+            return fd
+        }
+    }
+
+    struct UnboundListener {
+        let since: Double
+        var nextLog: Double
+    }
+
+    /// Listeners a reload could not bind yet, retried from the poll loop.
+    var unbound: [ServiceDefinition.Listener: UnboundListener] = [:]
+    var nextBindAttempt: Double?
+
+    /// Quickly at first (the old smtpd closes its sockets within
+    /// milliseconds of being told to drain), then every 5 seconds.
+    func bindRetryDelay() -> Double {
+        let oldest = unbound.values.map(\.since).min() ?? WallClock.monotonic()
+        return WallClock.monotonic() - oldest < 10 ? 0.1 : 5
+    }
+
+    func retryBinding() {
+        guard let due = nextBindAttempt, WallClock.monotonic() >= due, !stopping else { return }
+        try? bindListeners(tolerant: true)
+        notifyReadyIfServing()
+    }
+
+    /// A program is started only when it has a socket to serve: all its
+    /// sockets, or for smtpd those of its addresses a reload could bind.
+    func listenersBound(_ definition: ServiceDefinition) -> Bool {
+        definition.listeners.isEmpty || definition.listeners.contains { listeners[$0] != nil }
+    }
+
+    /// A socket bound late: the programs that serve it start again with it.
+    func restartServing(_ listener: ServiceDefinition.Listener) {
+        for definition in definitions where definition.listeners.contains(listener) {
+            for (pid, child) in children where child.program == definition.program && !child.retiring {
+                children[pid]!.retiring = true
+                writeControl(child.controlWrite, "R")
+            }
         }
     }
 
@@ -228,18 +300,22 @@ public final class MasterProcess {
             var fdMap: [(source: Int32, target: Int32)] = [
                 (devNull, 0), (logPipe.writeEnd, 1), (logPipe.writeEnd, 2), (control.readEnd, 3),
             ]
-            for (offset, listener) in definition.listeners.enumerated() {
+            // Only bound sockets are passed, with their roles, so fd 4 on
+            // has no holes (listenersBound: at least one is bound).
+            var roles: [String] = []
+            for (index, listener) in definition.listeners.enumerated() {
                 guard let fd = listeners[listener] else { continue }
-                fdMap.append((fd, 4 + Int32(offset)))
+                fdMap.append((fd, Int32(fdMap.count)))
+                if index < definition.listenerRoles.count { roles.append(definition.listenerRoles[index]) }
             }
             var environment = [
                 "HIKYAKU_MASTER=1",
-                "HIKYAKU_LISTEN_FDS=\(definition.listeners.count)",
+                "HIKYAKU_LISTEN_FDS=\(fdMap.count - 4)",
                 "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                 "LANG=C",
             ]
-            if !definition.listenerRoles.isEmpty {
-                environment.append("HIKYAKU_LISTEN_ROLES=" + definition.listenerRoles.joined(separator: ","))
+            if !roles.isEmpty {
+                environment.append("HIKYAKU_LISTEN_ROLES=" + roles.joined(separator: ","))
             }
             if let tz = getenv("TZ") { environment.append("TZ=\(String(cString: tz))") }
             var arguments = [definition.program]
@@ -265,6 +341,7 @@ public final class MasterProcess {
         let now = WallClock.monotonic()
         for definition in definitions {
             if let wait = notBefore[definition.program], wait > now { continue }
+            guard listenersBound(definition) else { continue }
             let mine = children.values.filter { $0.program == definition.program }
             if definition.singleton && !mine.isEmpty { continue }
             let active = mine.filter { !$0.retiring }.count
@@ -368,7 +445,11 @@ public final class MasterProcess {
     /// listener accepts connections: READY=1, once per start or reload.
     func notifyReadyIfServing() {
         guard readyOwed, !stopping else { return }
-        for definition in definitions {
+        // A socket a reload cannot bind holds READY=1 up for 10 seconds at
+        // most; after that the status line names it.
+        let now = WallClock.monotonic()
+        guard !unbound.values.contains(where: { now - $0.since < 10 }) else { return }
+        for definition in definitions where listenersBound(definition) {
             guard children.values.contains(where: { $0.program == definition.program && !$0.retiring && $0.serving }) else {
                 return
             }
@@ -386,7 +467,11 @@ public final class MasterProcess {
         for queue in [SpoolLayout.Queue.maildrop, .incoming, .active, .deferred, .hold] {
             queued += ((try? FileIO.listDirectory(spool.directory(queue))) ?? []).count
         }
-        return "\(children.count) processes; \(queued) message\(queued == 1 ? "" : "s") in the queue"
+        var line = "\(children.count) processes; \(queued) message\(queued == 1 ? "" : "s") in the queue"
+        if !unbound.isEmpty {
+            line += "; cannot listen on " + unbound.keys.map(\.description).sorted().joined(separator: ", ")
+        }
+        return line
     }
 
     /// Watchdog pings and the status line, when due.
@@ -425,14 +510,17 @@ public final class MasterProcess {
         do {
             try checkPrograms()
             if owner != nil { try SpoolPreparer.copyNameServiceFiles(into: spool.root + "/etc") }
-            try bindListeners()
         } catch {
             warning("reload: \(error)")
         }
+        // The old generation stops accepting first, so an address that moves
+        // (127.0.0.1:25 to 0.0.0.0:25) is free for the new one to bind.
         for pid in children.keys {
             children[pid]!.retiring = true
             writeControl(children[pid]!.controlWrite, "R")
         }
+        unbound.removeAll()
+        try? bindListeners(tolerant: true)
         notBefore.removeAll()
         ensureRunning()
     }
@@ -503,6 +591,7 @@ public final class MasterProcess {
                 readLogPipe(fd)
             }
             reapChildren()
+            retryBinding()
             ensureRunning()
             systemdTimers()
         }
@@ -513,6 +602,7 @@ public final class MasterProcess {
         var wait = 60.0
         if stopping { wait = min(wait, max(0, stopDeadline - now)) }
         for deadline in notBefore.values where deadline > now { wait = min(wait, deadline - now) }
+        if let due = nextBindAttempt { wait = min(wait, max(0, due - now)) }
         if systemd.notifying {
             if systemd.watchdogInterval != nil { wait = min(wait, max(0, nextWatchdog - now)) }
             if !readyOwed { wait = min(wait, max(0, nextStatus - now)) }

@@ -1,5 +1,15 @@
 import HikyakuConfig
 
+extension ServiceDefinition.Listener: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .tcp(let address): address
+        case .unix(let service): "private/\(service.rawValue)"
+        case .publicUnix(let service): "public/\(service.rawValue)"
+        }
+    }
+}
+
 /// The programs the master runs, built from the configuration. hikyaku has
 /// no master.cf: the table is fixed and its sizes are configuration keys.
 public struct ServiceDefinition: Equatable, Sendable {

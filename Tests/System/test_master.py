@@ -105,6 +105,67 @@ def test_sighup_takes_new_configuration_without_dropping_an_accepted_message(mta
     mta.wait_mbox("hkt-carol", 1)
 
 
+def set_listen(mta, addresses):
+    with open(mta.config) as f:
+        text = f.read()
+    text = re.sub(r"(?m)^smtpd_listen = .*$", f"smtpd_listen = {addresses}", text)
+    with open(mta.config, "w") as f:
+        f.write(text)
+
+
+def banner(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=5) as c:
+            return c.recv(100).startswith(b"220 ")
+    except OSError:
+        return False
+
+
+def test_a_reload_can_move_the_listening_address(mta):
+    # 127.0.0.1:P to 0.0.0.0:P: the wildcard cannot be bound while the old
+    # smtpd still listens on the loopback address, so the old generation
+    # must let go first; a session it holds finishes on it all the same.
+    s = RawSMTP(mta.port)
+    s.ehlo()
+    assert s.command("MAIL FROM:<a@example.org>") == "250 2.1.0 Ok"
+    assert s.command("RCPT TO:<hkt-bob@example.test>") == "250 2.1.5 Ok"
+    set_listen(mta, f"0.0.0.0:{mta.port}")
+    mta.reload()
+    mta.wait_log(r"reload -- version")
+    wait_for(lambda: banner("127.0.0.2", mta.port), what="smtpd on 0.0.0.0")
+    assert s.command("DATA").startswith("354 ")
+    s.send("Subject: moved\r\n\r\nbody\r\n.\r\n")
+    assert s.reply().startswith("250 2.0.0 Ok: queued as ")
+    s.close()
+    mta.wait_mbox("hkt-bob", 1)
+    # Still serving after a while: no crash loop of smtpd.
+    time.sleep(1.5)
+    assert banner("127.0.0.2", mta.port)
+    assert "cannot listen" not in mta.log()
+    assert not re.search(r"smtpd pid \d+ (exit|kill|sign)", mta.log())
+
+
+def test_an_address_a_reload_cannot_bind_is_retried_and_the_others_serve(mta):
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    other = taken.getsockname()[1]
+    try:
+        set_listen(mta, f"127.0.0.1:{mta.port}, 127.0.0.1:{other}")
+        mta.reload()
+        mta.wait_log(rf"warning: cannot listen on 127\.0\.0\.1:{other}: .*(in use|EADDRINUSE).*; trying again")
+        # The address that could be bound serves meanwhile.
+        wait_for(lambda: banner("127.0.0.1", mta.port), what="smtpd on the free address")
+        send(mta, user="hkt-carol", subject="meanwhile")
+        mta.wait_mbox("hkt-carol", 1)
+    finally:
+        taken.close()
+    mta.wait_log(rf"listening on 127\.0\.0\.1:{other}$")
+    wait_for(lambda: banner("127.0.0.1", other), what="smtpd on the freed address")
+    assert banner("127.0.0.1", mta.port)
+
+
 def test_a_broken_configuration_on_reload_keeps_the_old_one(mta):
     with open(mta.config, "a") as f:
         f.write("message_size_limit = lots\n")
