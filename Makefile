@@ -16,7 +16,10 @@ build:
 run: build
 	./Packaging/make-run.sh
 
-test: build check-privilege lint-man unit-test fuzz-smoke system-test
+# The package test (deb-test) builds the release package and installs it
+# in a Debian 12 chroot: lintian, systemd-analyze verify, postfix replaced,
+# real mail programs, upgrade and purge.
+test: build check-privilege lint-man unit-test fuzz-smoke system-test deb-test
 
 unit-test:
 	$(SWIFT) build --build-tests
@@ -58,12 +61,17 @@ deb:
 
 # The package installed over Debian's postfix in a Debian 12 chroot, used
 # by real mail programs, upgraded and purged (Tests/System/test_debian_package.py;
-# needs debootstrap, and deb.debian.org the first time). Takes the newest
-# hikyaku_*.deb here, or $HIKYAKU_DEB; builds one with `make deb` if none.
-deb-test:
-	HIKYAKU_DEB_TEST=1 $(PYTHON) -m pytest -q Tests/System/test_debian_package.py
+# needs debootstrap, lintian, and deb.debian.org the first time, when the
+# chroot is made and cached in /var/cache/hikyaku-test). Builds the package
+# of this checkout first (`make deb`).
+deb-test: deb
+	HIKYAKU_DEB=$$(ls -t $(CURDIR)/hikyaku_*_amd64.deb | head -n 1) HIKYAKU_DEB_TEST=1 \
+		$(PYTHON) -m pytest -q Tests/System/test_debian_package.py
 
-bench: build
+# hikyaku beside Debian's Postfix (Benchmarks/README.md), as root. Builds the
+# release programs under /tmp/hikyaku-build.lock (never two builds at once),
+# or uses HIKYAKU_BENCH_BIN=DIR; REPS, WORKLOADS, BENCH_IDLE=1, SKIP_POSTFIX=1.
+bench:
 	./Benchmarks/run-bench.sh
 
 clean:

@@ -58,7 +58,9 @@ esac
 if [ -n "${HIKYAKU_DEB_BIN:-}" ]; then
     bin=$(cd "$HIKYAKU_DEB_BIN" && pwd)
 else
-    ${SWIFT:-swift} build -c release --static-swift-stdlib
+    # -z now: the relocations are resolved at start and made read-only
+    # (full RELRO), as Debian's hardening flags do.
+    ${SWIFT:-swift} build -c release --static-swift-stdlib -Xlinker -z -Xlinker now
     bin=$top/.build/release
 fi
 
