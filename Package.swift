@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "MapStore", dependencies: ["CBerkeleyDB", "SendmailRules", "HikyakuSystem", "HikyakuConfig"]),
 
         // The daemon skeleton every program runs under.
-        .target(name: "DaemonSkeleton", dependencies: ["HikyakuSystem", "HikyakuConfig", "HikyakuIPC"] + nio),
+        .target(name: "DaemonSkeleton", dependencies: ["HikyakuSystem", "HikyakuConfig", "HikyakuIPC", "QueueFormat"] + nio),
 
         // Per-daemon logic.
         .target(name: "SMTPServer", dependencies: [

@@ -249,6 +249,7 @@ struct QueueCommand: ParsableCommand {
                     try FileIO.rename(spool.file(current, id), doomed)
                     try FileIO.unlink(doomed)
                     _ = unlink(spool.deferDirectory + "/" + id)
+                    _ = unlink(spool.deliveredMembersFile(id))
                     deleted += 1
                 } catch {
                     print("hikyaku: \(id): \(error)")

@@ -2,10 +2,12 @@
 #include "cshims.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -56,6 +58,17 @@ int hk_set_cloexec(int fd, int on) {
 }
 
 int hk_dup_cloexec_above(int fd, int minimum) { return fcntl(fd, F_DUPFD_CLOEXEC, minimum); }
+
+int hk_flock(int fd, int operation) {
+    int op = (operation & 2 ? LOCK_EX : LOCK_SH) | (operation & 4 ? LOCK_NB : 0);
+    return flock(fd, op);
+}
+
+int hk_peer_closed(int fd) {
+    struct pollfd entry = { .fd = fd, .events = POLLRDHUP, .revents = 0 };
+    if (poll(&entry, 1, 0) <= 0) return 0;
+    return (entry.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
 
 int hk_set_nonblocking(int fd, int on) {
     int flags = fcntl(fd, F_GETFL);

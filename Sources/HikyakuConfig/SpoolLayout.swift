@@ -45,6 +45,9 @@ public struct SpoolLayout: Sendable, Equatable {
     public var pidDirectory: String { join("pid") }
     /// defer/ID: why each recipient of a deferred message is waiting.
     public var deferDirectory: String { join("defer") }
+    /// defer/ID.leaves: the members of an alias or .forward that local
+    /// delivered for a recipient whose expansion has not finished yet.
+    public func deliveredMembersFile(_ id: String) -> String { deferDirectory + "/" + id + ".leaves" }
     public func socket(_ service: Service) -> String { join("private/" + service.rawValue) }
     public var masterPIDFile: String { join("pid/master.pid") }
     public func socket(_ service: PublicService) -> String { join("public/" + service.rawValue) }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CShims
 import HikyakuIPC
 
 /// A blocking IPC connection over a Unix stream socket, for single-threaded
@@ -53,6 +54,10 @@ public final class BlockingIPCConnection {
             buffer.append(contentsOf: chunk[0..<n])
         }
     }
+
+    /// Whether the peer has closed its end (what it sent before may still
+    /// be unread): a request from it would be answered to no one.
+    public var peerHasClosed: Bool { hk_peer_closed(fd) != 0 }
 
     /// Sends a request and waits for its reply.
     public func request(_ frame: IPCFrame) throws(IPCError) -> IPCFrame {

@@ -20,6 +20,21 @@ public enum FileIO {
         guard Glibc.fsync(fd) == 0 else { throw SystemError("fsync", path) }
     }
 
+    public enum LockMode { case shared, exclusive }
+
+    /// flock(2): true once held; false, without waiting, when `wait` is
+    /// false and someone else holds a conflicting lock.
+    @discardableResult
+    public static func flock(_ fd: Int32, _ mode: LockMode, wait: Bool = true, path: String = "") throws(SystemError) -> Bool {
+        let operation: Int32 = (mode == .shared ? 1 : 2) | (wait ? 0 : 4)
+        while hk_flock(fd, operation) != 0 {
+            if errno == EINTR { continue }
+            if errno == EWOULDBLOCK && !wait { return false }
+            throw SystemError("flock", path)
+        }
+        return true
+    }
+
     /// fsync a directory so that renames and new entries in it are durable.
     public static func fsyncDirectory(_ path: String) throws(SystemError) {
         let fd = try open(path, O_RDONLY | O_DIRECTORY)

@@ -131,6 +131,13 @@ public final class LocalDeliveryAgent {
                 logger.warning("bad request from qmgr: \(error)")
                 return
             }
+            // A request from a qmgr that has died since (killed, restarted):
+            // the next qmgr delivers the message; doing it here too would
+            // deliver it twice.
+            guard !connection.peerHasClosed else {
+                logger.info("\(request.queueID): qmgr went away before the delivery started; left to the next qmgr")
+                return
+            }
             let result = deliver(request)
             do {
                 try connection.send(result.frame)
@@ -155,15 +162,17 @@ public final class LocalDeliveryAgent {
         }
     }
 
+    /// Delivers to every recipient of the request, marking each delivered
+    /// one in the queue file at once (QueueFileHold).
     func deliver(_ request: LocalProtocol.Request) -> LocalProtocol.Result {
         let path = realSpool.file(.active, request.queueID.rawValue)
         let content: [UInt8]
         let dsn: MessageDSN
+        let hold: QueueFileHold
         do {
-            let fd = try FileIO.open(path, O_RDONLY)
-            defer { FileIO.close(fd) }
-            content = try FileIO.pread(fd, count: request.contentLength, at: request.contentOffset, path: path)
-            dsn = messageDSN(fd: fd, path: path, request: request)
+            hold = try QueueFileHold(path: path, contentOffset: request.contentOffset)
+            content = try FileIO.pread(hold.fd, count: request.contentLength, at: request.contentOffset, path: path)
+            dsn = messageDSN(fd: hold.fd, path: path, request: request)
         } catch {
             logger.warning("\(request.queueID): cannot read queue file: \(error)")
             let outcome = DeliveryOutcome.deferred(EnhancedStatusCode(4, 3, 0), "cannot read queue file: \(error)")
@@ -174,7 +183,14 @@ public final class LocalDeliveryAgent {
         for recipient in request.recipients {
             let (outcome, action) = deliver(recipient, of: request, content: content, dsn: dsn)
             outcomes.append((recipient.index, outcome))
-            if case .delivered = outcome { actions[recipient.index] = action }
+            if case .delivered = outcome {
+                actions[recipient.index] = action
+                do {
+                    try hold.markDelivered([recipient.index])
+                } catch {
+                    logger.warning("\(request.queueID): cannot mark the delivery in the queue file: \(error)")
+                }
+            }
         }
         return LocalProtocol.Result(outcomes: outcomes, actions: actions)
     }
@@ -240,13 +256,26 @@ public final class LocalDeliveryAgent {
         var firstDeferred: DeliveryOutcome? = nil
         var firstBounced: DeliveryOutcome? = nil
         var lastDelivered: DeliveryOutcome? = nil
+        // Members delivered on an earlier try of this recipient (MemberJournal).
+        let journal = leaves.count > 1 ? MemberJournal(path: realSpool.deliveredMembersFile(request.queueID.rawValue),
+                                                       recipient: recipient.index) : nil
+        let deliveredBefore = journal?.delivered() ?? []
         for leaf in leaves {
+            let member = journal == nil ? nil : MemberJournal.key(leaf)
+            if let member, deliveredBefore.contains(member) { continue }
             // A direct recipient keeps its address in Delivered-To and the
             // log; an alias member is named user@myhostname, as Postfix does.
             let (finalAddress, outcome) = deliver(leaf, directAddress: direct ? recipient.address.asciiLowercased() : nil,
                                                   recipient: recipient, sender: sender, forwarding: forwarding,
                                                   content: content)
             log(request, to: finalAddress, original: direct ? "" : recipient.address, outcome)
+            if case .delivered = outcome, let journal, let member {
+                do {
+                    try journal.record(member)
+                } catch {
+                    logger.warning("\(request.queueID): cannot note the delivery to \(finalAddress): \(error)")
+                }
+            }
             switch outcome {
             case .delivered: lastDelivered = outcome
             case .deferred: if firstDeferred == nil { firstDeferred = outcome }

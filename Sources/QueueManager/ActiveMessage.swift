@@ -13,6 +13,9 @@ final class ActiveMessage {
     var outstanding = 0
     /// Recipients still being resolved with aliasd.
     var resolving = 0
+    /// Recipients aliasd could not be asked about in this round, and why.
+    var unresolved: [Int] = []
+    var resolverError = ""
     /// Recipients that must be tried again later, with the reason.
     var deferred: [Int: DeliveryOutcome] = [:]
     /// Recipients whose agent vanished mid-delivery: how often.

@@ -21,7 +21,9 @@ import QueueFormat
 /// recorded in the queue file; the file is removed when every recipient is
 /// done, or moved to deferred/ with its next-try time as mtime.
 /// At start it returns whatever was in active/ to incoming/, so a crash
-/// never strands mail.
+/// never strands mail; a file that a delivery agent of the crashed qmgr
+/// still holds (QueueFileHold) is read only when the agent is done and has
+/// recorded what it delivered, so a killed qmgr does not deliver twice.
 ///
 /// Scheduling: jobs wait per destination and are taken round-robin over
 /// destinations; each remote destination has its own concurrency window
@@ -68,6 +70,17 @@ public final class QueueManager: @unchecked Sendable {
     let queueRunDelay: Int
     var draining = false
     var scanScheduled = false
+    /// Deferred mail the last scan found due but could not take for want of
+    /// room in the active set (qmgr_message_active_limit): taken as room
+    /// comes, before the next scan. `deferredBacklogForced`: a flush.
+    var deferredBacklog: ArraySlice<String> = []
+    var deferredBacklogForced = false
+    /// Messages in active/ that a delivery agent of an earlier qmgr still
+    /// holds: tried again every second.
+    var heldByAgents: Set<QueueID> = []
+    /// How long recipients wait for aliasd to come back before they are
+    /// deferred (it is restarted by the master when it dies).
+    let resolverRetries = 30
 
     init(context: DaemonContext, eventLoop: EventLoop) {
         self.context = context
@@ -163,14 +176,27 @@ public final class QueueManager: @unchecked Sendable {
         // Forget destinations that are idle and not suspended (any more):
         // the next delivery starts again at initial_destination_concurrency.
         let now = WallClock.seconds()
-        destinations = destinations.filter { _, state in state.inFlight > 0 || state.deadUntil > now }
+        // A flush tries suspended destinations again too (Postfix's flush
+        // of dead destinations): the admin has usually just fixed them.
+        destinations = destinations.filter { _, state in state.inFlight > 0 || (!force && state.deadUntil > now) }
+        if force {
+            for key in destinations.keys { destinations[key]?.deadUntil = 0 }
+        }
         guard let names = try? FileIO.listDirectory(spool.directory(.deferred)) else { return }
-        for name in names.sorted() {
-            guard active.count < activeLimit else { return }
+        deferredBacklog = names.sorted()[...]
+        deferredBacklogForced = force
+        takeDeferred()
+    }
+
+    /// Activates due deferred mail from the last scan while there is room.
+    func takeDeferred() {
+        let now = WallClock.seconds()
+        while active.count < activeLimit, !draining, let name = deferredBacklog.popFirst() {
             guard let id = QueueID(name), active[id] == nil,
-                  let st = FileIO.stat(spool.file(.deferred, name)), force || st.st_mtim.tv_sec <= now else { continue }
+                  let st = FileIO.stat(spool.file(.deferred, name)), deferredBacklogForced || st.st_mtim.tv_sec <= now else { continue }
             activate(id, from: .deferred)
         }
+        if deferredBacklog.isEmpty { deferredBacklog = [] }
     }
 
     /// cleanup reported a new message.
@@ -181,17 +207,29 @@ public final class QueueManager: @unchecked Sendable {
 
     // MARK: Activation
 
+    /// Moves a message to active/ and starts its delivery (`from: .active`:
+    /// it is there already, waiting for an earlier qmgr's agent).
     func activate(_ id: QueueID, from queue: SpoolLayout.Queue) {
         let activePath = spool.file(.active, id.rawValue)
-        do {
-            try FileIO.rename(spool.file(queue, id.rawValue), activePath)
-        } catch {
-            if !error.isNotFound { logger.warning("\(id): cannot move to active: \(error)") }
-            return
+        if queue != .active {
+            do {
+                try FileIO.rename(spool.file(queue, id.rawValue), activePath)
+            } catch {
+                if !error.isNotFound { logger.warning("\(id): cannot move to active: \(error)") }
+                return
+            }
         }
         let envelope: QueueEnvelope
         do {
-            let bytes = try FileIO.readFile(activePath)
+            // Exclusively, for a moment: a delivery agent of a qmgr that
+            // died may still be delivering this message (QueueFileHold).
+            let fd = try FileIO.open(activePath, O_RDONLY)
+            defer { FileIO.close(fd) }
+            guard try FileIO.flock(fd, .exclusive, wait: false, path: activePath) else {
+                waitForAgent(id)
+                return
+            }
+            let bytes = try FileIO.readAll(fd, path: activePath)
             envelope = try QueueFileReader.parse(bytes)
         } catch let error as QueueFileError {
             logger.warning("\(id): corrupt queue file (\(error)); moved to corrupt/")
@@ -199,7 +237,7 @@ public final class QueueManager: @unchecked Sendable {
             return
         } catch {
             logger.warning("\(id): cannot read queue file: \(error)")
-            try? FileIO.rename(activePath, spool.file(queue, id.rawValue))
+            try? FileIO.rename(activePath, spool.file(queue == .active ? .incoming : queue, id.rawValue))
             return
         }
         let (seconds, micros) = WallClock.now()
@@ -212,16 +250,37 @@ public final class QueueManager: @unchecked Sendable {
         resolveRecipients(message)
     }
 
+    /// A delivery agent of an earlier qmgr still holds the message: look
+    /// again in a second (it stays in active/, where no scan takes it).
+    func waitForAgent(_ id: QueueID) {
+        if heldByAgents.insert(id).inserted {
+            logger.info("\(id): a delivery agent of the previous qmgr is still delivering this message; waiting for it")
+        }
+        eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
+            self.heldByAgents.remove(id)
+            guard !self.draining, self.active[id] == nil else { return }
+            self.activate(id, from: .active)
+        }
+    }
+
     func resolveRecipients(_ message: ActiveMessage) {
         let pending = message.envelope.recipients.indices.filter { !message.envelope.recipients[$0].status.isDone }
         guard !pending.isEmpty else {
             finish(message)
             return
         }
-        message.resolving = pending.count
         message.localGroups = [:]
         message.remoteGroups = [:]
-        for index in pending {
+        resolve(message, pending, attempt: 1)
+    }
+
+    /// Asks aliasd where each recipient goes. Recipients it could not be
+    /// asked about (aliasd restarting) are asked again each second for a
+    /// while, then deferred.
+    func resolve(_ message: ActiveMessage, _ indexes: [Int], attempt: Int) {
+        message.resolving = indexes.count
+        message.unresolved = []
+        for index in indexes {
             let address = message.envelope.recipients[index].address
             alias.request(AliasProtocol.resolveRequest(address)).assumeIsolated().whenComplete { result in
                 message.resolving -= 1
@@ -249,14 +308,42 @@ public final class QueueManager: @unchecked Sendable {
                             if !resolution.user.isEmpty { message.remoteAddresses[index] = resolution.user }
                         }
                     } else {
-                        message.deferred[index] = .deferred(EnhancedStatusCode(4, 3, 0), "address resolver returned an error")
+                        let outcome = DeliveryOutcome.deferred(EnhancedStatusCode(4, 3, 0), "address resolver returned an error")
+                        message.deferred[index] = outcome
+                        self.logResult(message, index, relay: "none", outcome: outcome)
                     }
                 case .failure(let error):
-                    message.deferred[index] = .deferred(EnhancedStatusCode(4, 3, 0), "address resolver unavailable: \(error)")
+                    message.unresolved.append(index)
+                    message.resolverError = "\(error)"
                 }
-                if message.resolving == 0 { self.schedule(message) }
+                if message.resolving == 0 { self.resolved(message, attempt: attempt) }
             }
         }
+    }
+
+    /// Every answer is in: deliver, or ask again about the recipients aliasd
+    /// could not be asked about.
+    func resolved(_ message: ActiveMessage, attempt: Int) {
+        let unresolved = message.unresolved.sorted()
+        message.unresolved = []
+        if !unresolved.isEmpty {
+            if attempt < resolverRetries && !draining {
+                if attempt == 1 {
+                    logger.warning("\(message.id): address resolver unavailable (\(message.resolverError)); trying again")
+                }
+                message.resolving = unresolved.count
+                eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
+                    self.resolve(message, unresolved, attempt: attempt + 1)
+                }
+                return
+            }
+            let outcome = DeliveryOutcome.deferred(EnhancedStatusCode(4, 3, 0), "address resolver unavailable: \(message.resolverError)")
+            for index in unresolved {
+                message.deferred[index] = outcome
+                logResult(message, index, relay: "none", outcome: outcome)
+            }
+        }
+        schedule(message)
     }
 
     /// Every recipient of the message is resolved: queue its jobs.
@@ -380,8 +467,24 @@ public final class QueueManager: @unchecked Sendable {
                 feedback(job, reply)
             }
         case .failure(let error):
-            // The agent died or hung mid-delivery. The delivery may have
-            // happened; trying again soon risks a duplicate, never a loss.
+            // The agent died or hung mid-delivery. What it delivered, it
+            // marked in the queue file first (QueueFileHold); the rest may
+            // have been delivered too, so trying again soon risks a
+            // duplicate, never a loss.
+            let statusOffsets = message.envelope.recipients.map(\.statusOffset)
+            let marked = QueueFileHold.delivered(job.recipientIndexes, statusOffsets: statusOffsets,
+                                                 path: spool.file(.active, message.id.rawValue))
+            var job = job
+            if !marked.isEmpty {
+                let relay = job.transport == .local ? "local" : "none"
+                for index in marked {
+                    let outcome = DeliveryOutcome.delivered(EnhancedStatusCode(2, 0, 0), "delivered; the agent died before it could say so")
+                    record(message, index, outcome)
+                    logResult(message, index, relay: relay, outcome: outcome)
+                }
+                job.recipientIndexes.removeAll { marked.contains($0) }
+                if job.recipientIndexes.isEmpty { break }
+            }
             var retry = job
             retry.agentFailures += 1
             let what = job.transport == .local ? "local delivery agent" : "smtp-client"
@@ -458,12 +561,9 @@ public final class QueueManager: @unchecked Sendable {
     func record(_ message: ActiveMessage, _ index: Int, _ outcome: DeliveryOutcome) {
         switch outcome {
         case .delivered:
+            // The agent marked it in the queue file already (QueueFileHold);
+            // the fsync comes when the file is kept (finalize).
             message.mark(index, .delivered)
-            // Written at once (no fsync): the page cache outlives a killed
-            // qmgr, so a restart does not deliver this recipient again. The
-            // fsync comes when the file is kept (finalize); a power cut
-            // before it may repeat the delivery, never lose it.
-            markInPlace(message, index)
         case .bounced:
             message.bounced[index] = outcome
         case .deferred:
@@ -560,18 +660,6 @@ public final class QueueManager: @unchecked Sendable {
         _ = try? FileIO.rename(temporary, path)
     }
 
-    func markInPlace(_ message: ActiveMessage, _ index: Int) {
-        let path = spool.file(.active, message.id.rawValue)
-        let recipient = message.envelope.recipients[index]
-        do {
-            let fd = try FileIO.open(path, O_WRONLY)
-            defer { FileIO.close(fd) }
-            try FileIO.pwriteAll(fd, [recipient.status.rawValue], at: recipient.statusOffset, path: path)
-        } catch {
-            logger.warning("\(message.id): cannot record delivery in queue file: \(error)")
-        }
-    }
-
     func finalize(_ message: ActiveMessage) {
         let now = WallClock.seconds()
         let activePath = spool.file(.active, message.id.rawValue)
@@ -579,6 +667,7 @@ public final class QueueManager: @unchecked Sendable {
             do {
                 try FileIO.unlink(activePath)
                 _ = unlink(spool.deferDirectory + "/" + message.id.rawValue)
+                _ = unlink(spool.deliveredMembersFile(message.id.rawValue))
                 logger.info("\(message.id): removed")
             } catch {
                 logger.warning("\(message.id): cannot remove queue file: \(error)")
@@ -614,6 +703,7 @@ public final class QueueManager: @unchecked Sendable {
         eventLoop.execute {
             self.scanScheduled = false
             self.scanIncoming()
+            self.takeDeferred()
         }
     }
 

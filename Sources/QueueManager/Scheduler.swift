@@ -11,7 +11,7 @@ enum Transport: Equatable {
 /// One request to a delivery agent.
 struct DeliveryJob {
     let message: ActiveMessage
-    let recipientIndexes: [Int]
+    var recipientIndexes: [Int]
     let transport: Transport
     /// Jobs with the same key share a concurrency limit: one mailbox for
     /// local, one destination for SMTP.

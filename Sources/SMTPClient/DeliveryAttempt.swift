@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import DaemonSkeleton
 import DNSResolver
 import HikyakuIPC
 import HikyakuSystem
@@ -20,6 +21,9 @@ final class DeliveryAttempt: @unchecked Sendable {
     var content: [UInt8] = []
     var transaction: SMTPClientSession.Transaction! = nil
     var lastFailure: ConnectionFailure? = nil
+    /// The queue file, held while delivering; accepted recipients are
+    /// marked in it at once (QueueFileHold).
+    var hold: QueueFileHold? = nil
     /// smtp_tls_security_level, or the route's entry in smtp_tls_policy_map.
     var tlsPolicy: SMTPClientSession.TLSPolicy { daemon.tlsPolicies.level(for: request.nexthop) ?? daemon.settings.tlsPolicy }
 
@@ -50,9 +54,9 @@ final class DeliveryAttempt: @unchecked Sendable {
         }
         do {
             let path = daemon.context.spool.file(.active, request.queueID.rawValue)
-            let fd = try FileIO.open(path, O_RDONLY)
-            defer { FileIO.close(fd) }
-            content = try FileIO.pread(fd, count: request.contentLength, at: request.contentOffset, path: path)
+            let hold = try QueueFileHold(path: path, contentOffset: request.contentOffset)
+            self.hold = hold
+            content = try FileIO.pread(hold.fd, count: request.contentLength, at: request.contentOffset, path: path)
         } catch {
             return finish(all: .deferred(EnhancedStatusCode(4, 3, 0), "cannot read the queue file: \(error)"))
         }
@@ -173,6 +177,13 @@ final class DeliveryAttempt: @unchecked Sendable {
             } else {
                 let text = reply.lines.joined(separator: " ")
                 outcome = reply.isPermanent ? .bounced(status, text) : .deferred(status, text)
+            }
+            if case .delivered = outcome {
+                do {
+                    try hold?.markDelivered([recipient.index])
+                } catch {
+                    daemon.logger.warning("\(request.queueID): cannot mark the delivery in the queue file: \(error)")
+                }
             }
             log(recipient.address, relay: connection.peer, outcome)
             outcomes.append(.init(index: recipient.index, outcome: outcome, remoteMTA: remote, diagnostic: diagnostic))

@@ -165,6 +165,7 @@ public final class SMTPClientDaemon: @unchecked Sendable {
         inFlight += 1
         let attempt = DeliveryAttempt(daemon: self, request: request)
         return attempt.run().map { result in
+            attempt.hold = nil
             self.inFlight -= 1
             self.exitIfDrained()
             return result.frame

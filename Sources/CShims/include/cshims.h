@@ -33,6 +33,11 @@ int hk_lock_type_unlock(void);
 int hk_set_cloexec(int fd, int on);
 int hk_dup_cloexec_above(int fd, int minimum);
 int hk_set_nonblocking(int fd, int on);
+// flock(2) (Swift sees the struct flock of the same name); 1 = shared,
+// 2 = exclusive, + 4 = do not wait.
+int hk_flock(int fd, int operation);
+// Whether the peer of a stream socket has closed its end (POLLRDHUP).
+int hk_peer_closed(int fd);
 
 // The number of threads in this process, from /proc/self/stat; -1 if unknown.
 int hk_thread_count(void);

@@ -1,0 +1,54 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HikyakuSystem
+import MailCore
+import SendmailRules
+
+/// The members of an alias or `.forward` already delivered for a recipient
+/// whose expansion has not finished: `defer/ID.leaves` in the spool, a line
+/// "INDEX TAB MEMBER" each.
+///
+/// A recipient is marked done in the queue file only when every member of
+/// its expansion is. When one member is deferred (a full disk refusing a
+/// forwarded copy, a mailbox over quota) or local is killed half-way, the
+/// recipient is tried again; the members written here are skipped then, so
+/// the others do not get the message twice. One expansion's members are
+/// written by one local process; parallel recipients of the same message
+/// append whole lines (O_APPEND). qmgr removes the file with the message.
+/// Written without fsync, like the queue file's marks: a power cut may
+/// repeat a delivery, never lose one.
+struct MemberJournal {
+    let path: String
+    let recipient: Int
+
+    /// The members of `recipient` delivered before.
+    func delivered() -> Set<String> {
+        guard FileIO.exists(path), let bytes = try? FileIO.readFile(path, limit: 16 << 20) else { return [] }
+        var members: Set<String> = []
+        let prefix = "\(recipient)\t"
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix(prefix) {
+            members.insert(String(line.dropFirst(prefix.count)))
+        }
+        return members
+    }
+
+    func record(_ member: String) throws(SystemError) {
+        let fd = try FileIO.open(path, O_WRONLY | O_APPEND | O_CREAT, mode: 0o600)
+        defer { FileIO.close(fd) }
+        try FileIO.writeAll(fd, Array("\(recipient)\t\(member)\n".utf8), path: path)
+    }
+
+    /// How a member is named in the journal; nil for one that is never
+    /// delivered (an error: entry).
+    static func key(_ leaf: AliasExpansion.Leaf) -> String? {
+        func clean(_ text: String) -> String { String(text.map { $0 == "\n" || $0 == "\t" ? " " : $0 }) }
+        switch leaf {
+        case .mailbox(let user, _): return "mailbox " + clean(user)
+        case .remote(let address, _, _): return "remote " + clean(address.asciiLowercased())
+        case .file(let path, _): return "file " + clean(path)
+        case .pipe(let command, _): return "pipe " + clean(command)
+        case .error: return nil
+        }
+    }
+}
