@@ -6,14 +6,19 @@
 # RSS of smtpd and the memory of all the MTA's processes. hikyaku first, then
 # Postfix from Debian (one smtpd process per session), same load.
 #   Benchmarks/idle-bench.sh
-# Env: SESSIONS (5000), MESSAGES (100), BENCH_DIR (../shared/bench),
-#      HIKYAKU_BUILD=release|debug (default release when .build/release has
-#      been built, else debug; this script builds nothing), HIKYAKU_PORT
+# Env: SESSIONS (5000), MESSAGES (100), REPS (1: runs per MTA), BENCH_DIR
+#      (../shared/bench), HIKYAKU_BENCH_BIN=DIR (the programs to run; default
+#      .build/release when it has been built, else .build/debug, or
+#      HIKYAKU_BUILD=release|debug; this script builds nothing), HIKYAKU_PORT
 #      (2625; Postfix's listener is the anchor's 127.0.0.1:2525),
 #      SKIP_HIKYAKU=1, SKIP_POSTFIX=1, KEEP_POSTFIX=1 (leave the postfix
-#      package installed when this script installed it).
-# Needs root. Results: Benchmarks/results/idle-STAMP.jsonl, one JSON line per
-# MTA (fields in Benchmarks/idle_bench.py); the table is printed at the end.
+#      package installed when this script installed it), OUT (the JSONL file
+#      to append to), ANCHOR_POSTFIX (the anchor-postfix script to use;
+#      run-bench.sh passes a copy that writes nothing under shared/).
+# Needs root. Results: Benchmarks/results/idle-STAMP.jsonl (or OUT), one JSON
+# line per MTA and run (fields in Benchmarks/idle_bench.py); the table of the
+# last run of each MTA is printed at the end. `make bench` runs this with
+# BENCH_IDLE=1 (Benchmarks/run-bench.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bench=${BENCH_DIR:-$(cd "$top/../shared/bench" && pwd)}
@@ -23,7 +28,9 @@ port=${HIKYAKU_PORT:-2625}
 results="$top/Benchmarks/results"
 mkdir -p "$results"
 stamp=$(date +%Y%m%d-%H%M%S)
-out="$results/idle-$stamp.jsonl"
+out=${OUT:-$results/idle-$stamp.jsonl}
+reps=${REPS:-1}
+anchor=${ANCHOR_POSTFIX:-$bench/anchor-postfix}
 rc=0
 
 # The load generator holds every session itself, hikyaku's smtpd holds them
@@ -48,11 +55,15 @@ wait_port() {
 }
 
 run_hikyaku() {
-    local build=${HIKYAKU_BUILD:-}
-    if [ -z "$build" ]; then
-        if [ -x "$top/.build/release/smtpd" ]; then build=release; else build=debug; fi
+    local build=${HIKYAKU_BUILD:-} bin
+    if [ -n "${HIKYAKU_BENCH_BIN:-}" ]; then
+        bin=$(cd "$HIKYAKU_BENCH_BIN" && pwd); build=$(basename "$bin")
+    else
+        if [ -z "$build" ]; then
+            if [ -x "$top/.build/release/smtpd" ]; then build=release; else build=debug; fi
+        fi
+        bin="$top/.build/$build"
     fi
-    local bin="$top/.build/$build"
     [ -x "$bin/master" ] || { echo "no hikyaku build in $bin (swift build -c release)" >&2; return 1; }
     local root="$top/run-idle-bench"
     rm -rf "$root"
@@ -74,9 +85,12 @@ CONF
     local master=$!
     wait_port "$port"
     echo "hikyaku ($build build), master pid $master, $sessions idle sessions" >&2
-    python3 "$top/Benchmarks/idle_bench.py" --name hikyaku --label "$build" --target "127.0.0.1:$port" \
-        --master-pid "$master" --sessions "$sessions" --messages "$messages" --maildir "$maildir" \
-        | tee -a "$out" || rc=1
+    for _ in $(seq "$reps"); do
+        python3 "$top/Benchmarks/idle_bench.py" --name hikyaku --label "$build" --target "127.0.0.1:$port" \
+            --master-pid "$master" --sessions "$sessions" --messages "$messages" --maildir "$maildir" \
+            | tee -a "$out" || rc=1
+        sleep 3
+    done
     kill -TERM "$master"
     wait "$master" || true
 }
@@ -84,23 +98,26 @@ CONF
 run_postfix() {
     local installed_before=no
     dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q "ok installed" && installed_before=yes
-    "$bench/anchor-postfix" install >/dev/null
+    "$anchor" install >/dev/null
     cp /etc/postfix/main.cf /etc/postfix/main.cf.idle-bench
     # One smtpd process per session: the process limit must admit them all
     # (default_process_limit is 100, and the anchor's 2525 service uses it).
     # Loopback is in mynetworks, so anvil's per-client limits do not apply.
     postconf -e "default_process_limit = $((sessions + 200))" 'smtpd_timeout = 3600s'
-    "$bench/anchor-postfix" start
+    "$anchor" start
     local master
     master=$(tr -d ' \n' < /var/spool/postfix/pid/master.pid)
     echo "postfix, master pid $master, $sessions idle sessions" >&2
-    python3 "$top/Benchmarks/idle_bench.py" --name postfix --target 127.0.0.1:2525 \
-        --master-pid "$master" --sessions "$sessions" --messages "$messages" --maildir "$maildir" \
-        | tee -a "$out" || rc=1
-    "$bench/anchor-postfix" stop
+    for _ in $(seq "$reps"); do
+        python3 "$top/Benchmarks/idle_bench.py" --name postfix --target 127.0.0.1:2525 \
+            --master-pid "$master" --sessions "$sessions" --messages "$messages" --maildir "$maildir" \
+            | tee -a "$out" || rc=1
+        sleep 3
+    done
+    "$anchor" stop
     mv /etc/postfix/main.cf.idle-bench /etc/postfix/main.cf
     if [ "$installed_before" = no ] && [ -z "${KEEP_POSTFIX:-}" ]; then
-        "$bench/anchor-postfix" purge >/dev/null
+        "$anchor" purge >/dev/null
     fi
 }
 
@@ -112,7 +129,8 @@ import json, sys
 rows = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    rows[r["mta"]] = r
+    if r.get("workload") == "idle":
+        rows[r["mta"]] = r
 def mib(kib):
     return f"{kib / 1024:.1f}"
 fields = [

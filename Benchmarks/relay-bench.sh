@@ -3,7 +3,9 @@
 # relayed to Postfix's smtp-sink on 127.0.0.1:2626, hikyaku then Postfix,
 # each sending everything for relay.test to the sink.
 #   Benchmarks/relay-bench.sh [REPS]        (default 3)
-# Env: BENCH_DIR (default ../shared/bench), SKIP_POSTFIX=1, SKIP_HIKYAKU=1.
+# Env: BENCH_DIR (default ../shared/bench), SKIP_POSTFIX=1, SKIP_HIKYAKU=1,
+#      HIKYAKU_BENCH_BIN=DIR (run the programs in DIR, build nothing).
+# `make bench` runs this workload too (Benchmarks/run-bench.sh, "relay").
 # Needs root (Postfix's package, port 2525). Results: Benchmarks/results/relay-*.jsonl.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,7 +15,13 @@ results="$top/Benchmarks/results"
 mkdir -p "$results"
 stamp=$(date +%Y%m%d-%H%M%S)
 out="$results/relay-$stamp.jsonl"
-[ -x "$bench/tools/postfix-3.7.11/bin/smtp-sink" ] || "$bench/setup-loadgen"
+export BENCH_TOOLS=${BENCH_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/mta-bench-tools}
+ls "$BENCH_TOOLS"/postfix-*/bin/smtp-sink >/dev/null 2>&1 || "$bench/setup-loadgen"
+if [ -n "${HIKYAKU_BENCH_BIN:-}" ]; then
+    bin=$(cd "$HIKYAKU_BENCH_BIN" && pwd)
+else
+    bin="$top/.build/release"
+fi
 
 wait_port() {
     for _ in $(seq 100); do
@@ -24,7 +32,7 @@ wait_port() {
 }
 
 run_hikyaku() {
-    (cd "$top" && swift build -c release)
+    [ -n "${HIKYAKU_BENCH_BIN:-}" ] || (cd "$top" && flock /tmp/hikyaku-build.lock swift build -c release)
     local root="$top/run-bench"
     rm -rf "$root"
     mkdir -p "$root/etc"
@@ -32,14 +40,14 @@ run_hikyaku() {
     "$top/Packaging/create-users.sh"
     cat > "$root/etc/hikyaku.conf" <<CONF
 queue_directory = $root/spool
-daemon_directory = $top/.build/release
+daemon_directory = $bin
 smtpd_listen = 127.0.0.1:2525
 maillog_file = $root/maillog
 alias_file = /etc/aliases
 local_host_names_file = $root/etc/local-host-names
 smart_host = [127.0.0.1]:2626
 CONF
-    "$top/.build/release/master" -c "$root/etc/hikyaku.conf" &
+    "$bin/master" -c "$root/etc/hikyaku.conf" &
     local master=$!
     wait_port
     for _ in $(seq "$reps"); do
