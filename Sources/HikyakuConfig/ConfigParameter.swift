@@ -73,6 +73,8 @@ extension ConfigParameter {
             "A path relative to the user's home to deliver to instead of the mail spool; a trailing slash means Maildir (Maildir/)."),
         ConfigParameter("local_process_limit", "4", .integer,
             "How many local delivery processes run, and so how many local deliveries happen at once."),
+        ConfigParameter("local_destination_concurrency_limit", "2", .integer,
+            "How many deliveries to one local recipient's mbox happen at once (they wait for its lock anyway); with a Maildir home_mailbox, deliveries to one user do not lock each other and up to local_process_limit run at once."),
         ConfigParameter("default_privs", "nobody", .string,
             "The user that file and command targets of a root-owned aliases or include file run as; never root."),
         ConfigParameter("command_time_limit", "1000s", .time,

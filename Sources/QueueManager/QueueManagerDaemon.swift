@@ -36,7 +36,8 @@ import QueueFormat
 /// Security: runs as `mail_owner`, chrooted to the spool. It trusts queue
 /// files only after their checksum verifies (others go to corrupt/).
 ///
-/// Configuration: `local_process_limit`, `queue_run_delay`,
+/// Configuration: `local_process_limit`,
+/// `local_destination_concurrency_limit`, `queue_run_delay`,
 /// `minimal_backoff_time`, `maximal_backoff_time`, `maximal_queue_lifetime`,
 /// `qmgr_message_active_limit`, `smtp_delivery_limit`,
 /// `initial_destination_concurrency`, `default_destination_concurrency_limit`,
@@ -58,7 +59,10 @@ public final class QueueManager: @unchecked Sendable {
     /// Local deliveries in flight per mailbox.
     var inFlightPerKey: [String: Int] = [:]
     var destinations: [String: DestinationState] = [:]
-    let perKeyLimit = 2
+    /// Local deliveries to one user at once: local_destination_concurrency_limit
+    /// for mbox (they queue on its lock anyway); every local process for a
+    /// Maildir, where deliveries do not lock each other.
+    let perKeyLimit: Int
     let initialConcurrency: Int
     let destinationLimit: Int
     let recipientLimit: Int
@@ -99,6 +103,8 @@ public final class QueueManager: @unchecked Sendable {
         destinationLimit = max(1, config.integer("default_destination_concurrency_limit"))
         recipientLimit = max(1, config.integer("smtp_destination_recipient_limit"))
         let agentCount = max(1, config.integer("local_process_limit"))
+        perKeyLimit = config.string("home_mailbox").hasSuffix("/")
+            ? agentCount : max(1, config.integer("local_destination_concurrency_limit"))
         localSlots = (0..<agentCount).map { _ in
             AgentSlot(client: LazyIPCClient(path: spool.socket(.local), eventLoop: eventLoop, timeout: .seconds(3600)))
         }

@@ -86,3 +86,32 @@ def test_a_full_mail_spool_defers_and_leaves_the_mailbox_whole(make_mta):
         mta.stop()
     finally:
         subprocess.run(["umount", mta.mail])
+
+
+def concurrent_starts(make_mta, config_extra):
+    """Six messages to an alias whose command takes 2 s: how many of the
+    commands had started 1.5 s after the first did."""
+    out = os.path.join("/tmp", f"hikyaku-concurrency-{os.getpid()}-{time.time_ns()}")
+    os.makedirs(out)
+    os.chmod(out, 0o1777)
+    command = f"|/bin/sh -c 'date +%s.%N >> {out}/starts; sleep 2'"
+    mta = make_mta(config_extra=config_extra, aliases=f"postmaster: root\nslowq: \"{command}\"\n")
+    with mta.smtp() as s:
+        for n in range(6):
+            s.sendmail("hkt-alice@example.test", ["slowq@example.test"], f"Subject: {n}\r\n\r\nbody\r\n")
+    mta.wait_queue_empty(60)
+    starts = sorted(float(line) for line in open(os.path.join(out, "starts")))
+    assert len(starts) == 6
+    return sum(1 for t in starts if t - starts[0] < 1.5)
+
+
+def test_deliveries_to_one_maildir_user_run_on_every_local_process(make_mta):
+    # Maildir deliveries do not lock each other: all four local processes
+    # (local_process_limit) work for the same user at once...
+    assert concurrent_starts(make_mta, "home_mailbox = Maildir/\n") == 4
+
+
+def test_deliveries_to_one_mbox_user_are_limited(make_mta):
+    # ...while an mbox user gets local_destination_concurrency_limit (2).
+    assert concurrent_starts(make_mta, "") == 2
+    assert concurrent_starts(make_mta, "local_destination_concurrency_limit = 3\n") == 3
