@@ -2,6 +2,7 @@
 import grp
 import os
 import pwd
+import time
 
 
 def status(pid):
@@ -13,9 +14,23 @@ def status(pid):
     return fields
 
 
+def settled(mta, timeout=10):
+    """The programs once each has dropped its privileges: ready means smtpd
+    answers, and a program still reading its keys as root (smtp-client's
+    TLS files) may be a moment behind."""
+    deadline = time.time() + timeout
+    while True:
+        running = mta.pids()
+        starting = [pid for name, pids in running.items() if name not in ("master", "local")
+                    for pid in pids if os.path.exists(f"/proc/{pid}") and int(status(pid)["Uid"][1]) == 0]
+        if not starting or time.time() > deadline:
+            return running
+        time.sleep(0.1)
+
+
 def test_each_program_runs_with_its_privileges_and_chroot(mta):
     hikyaku = pwd.getpwnam("hikyaku")
-    running = mta.pids()
+    running = settled(mta)
     assert set(running) >= {"master", "smtpd", "cleanup", "qmgr", "local", "aliasd", "pickup", "showq", "smtp-client"}, running
     spool = os.path.realpath(mta.spool)
     for name, pids in running.items():
@@ -43,7 +58,7 @@ def test_each_program_runs_with_its_privileges_and_chroot(mta):
 
 
 def test_nothing_but_master_and_local_has_uid_0(mta):
-    for name, pids in mta.pids().items():
+    for name, pids in settled(mta).items():
         for pid in pids:
             if name not in ("master", "local"):
                 assert int(status(pid)["Uid"][1]) != 0, name
