@@ -1,4 +1,4 @@
-"""Helpers shared by Benchmarks/mta_bench.py and Benchmarks/deferred_bench.py.
+"""Helpers shared by Benchmarks/mta_bench.py, deferred_bench.py and idle_bench.py.
 
 - the shared harness (../shared/bench/run-smtp-bench) loaded as a module, for
   its process sampler (peak RSS/PSS summed over the MTA's processes), its
@@ -161,6 +161,11 @@ class DirWatcher:
 
 
 # ---------------------------------------------------------------- statistics
+
+def f1(x, fmt="%.1f"):
+    """A figure for a progress line; "-" when there is none."""
+    return "-" if x is None else fmt % x
+
 
 def percentile(values, p):
     """Nearest-rank percentile."""

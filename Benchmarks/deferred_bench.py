@@ -234,8 +234,7 @@ def main():
     with open(a.json, "a") as f:
         f.write(json.dumps(res) + "\n")
 
-    def f1(x, fmt="%.1f"):
-        return "-" if x is None else fmt % x
+    f1 = benchlib.f1
     print("%s: N=%d fill %s msg/s (all deferred after %s s); qmgr RSS %s MiB (peak %s, %s during the scan); "
           "mailq %s s; full scan %s s (%d/%d); delete %s s%s" % (
               res["label"], a.n, f1(res["fill_accept_rate"]), f1(res["fill_s"]),

@@ -35,30 +35,11 @@ import resource
 import sys
 import time
 
+from benchlib import descendants
+
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
-
-
-def descendants(root):
-    """root and every process below it."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 def status_fields(pid):

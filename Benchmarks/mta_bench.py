@@ -271,8 +271,7 @@ def main():
         with open(a.json, "a") as f:
             f.write(json.dumps(res) + "\n")
 
-        def f1(x, fmt="%.1f"):
-            return "-" if x is None else fmt % x
+        f1 = benchlib.f1
         print("%s: N=%d accept %s msg/s, e2e %s msg/s; 250 after DATA p50/p99 %s/%s ms; delivery p50/p99 %s/%s ms; "
               "CPU %s s/1000 msgs; peak RSS %s MiB (PSS %s) over %d procs%s" % (
                   res["label"], n, f1(res["accept_rate"]), f1(res["e2e_rate"]), f1(res["accept_p50_ms"]),

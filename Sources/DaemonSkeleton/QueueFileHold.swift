@@ -24,20 +24,25 @@ import QueueFormat
 public final class QueueFileHold {
     public let fd: Int32
     public let path: String
-    /// Where each recipient's status byte is, by its place in the envelope.
-    let statusOffsets: [Int]
+    /// The envelope records (qmgr verified the whole file before handing it
+    /// over); each recipient knows where its status byte is.
+    public let envelope: QueueEnvelope
 
     /// Opens `path` (read-write: the marks go through this descriptor,
     /// wherever a restarted qmgr renames the file meanwhile), waits for the
     /// shared lock, which only a qmgr reading the file delays, and reads the
     /// envelope up to `contentOffset`.
     public init(path: String, contentOffset: Int) throws {
-        fd = try FileIO.open(path, O_RDWR)
+        // Never through a symlink: local opens it as root.
+        fd = try FileIO.open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK)
         self.path = path
         do {
+            guard try FileIO.fstat(fd, path: path).st_mode & S_IFMT == S_IFREG else {
+                throw SystemError(errno: EPERM, operation: "open (not a plain file)", path: path)
+            }
             try FileIO.flock(fd, .shared, path: path)
             let head = try FileIO.pread(fd, count: contentOffset, at: 0, path: path)
-            statusOffsets = try head.withUnsafeBytes { buffer in try QueueFileReader.parseEnvelope(buffer).1 }
+            envelope = try head.withUnsafeBytes { buffer in try QueueFileReader.parseEnvelope(buffer).0 }
         } catch {
             FileIO.close(fd)
             throw error
@@ -47,20 +52,21 @@ public final class QueueFileHold {
     deinit { FileIO.close(fd) }
 
     /// Marks recipients (by their place in the envelope) delivered.
-    public func markDelivered(_ indexes: [Int]) throws(SystemError) {
-        for index in indexes where statusOffsets.indices.contains(index) {
-            try FileIO.pwriteAll(fd, [RecipientStatus.delivered.rawValue], at: statusOffsets[index], path: path)
-        }
+    public func markDelivered(_ index: Int) throws(SystemError) {
+        guard envelope.recipients.indices.contains(index) else { return }
+        try FileIO.pwriteAll(fd, [RecipientStatus.delivered.rawValue], at: envelope.recipients[index].statusOffset, path: path)
     }
 
-    /// Which of `indexes` a queue file marks delivered (qmgr, after an
-    /// agent died without answering).
-    public static func delivered(_ indexes: [Int], statusOffsets: [Int], path: String) -> [Int] {
+    /// Which of `indexes` the queue file at `path`, whose envelope is
+    /// `envelope`, marks delivered (qmgr, after an agent died without
+    /// answering).
+    public static func delivered(_ indexes: [Int], of envelope: QueueEnvelope, path: String) -> [Int] {
         guard let fd = try? FileIO.open(path, O_RDONLY) else { return [] }
         defer { FileIO.close(fd) }
         return indexes.filter { index in
-            guard statusOffsets.indices.contains(index),
-                  let byte = try? FileIO.pread(fd, count: 1, at: statusOffsets[index], path: path) else { return false }
+            guard envelope.recipients.indices.contains(index),
+                  let byte = try? FileIO.pread(fd, count: 1, at: envelope.recipients[index].statusOffset, path: path)
+            else { return false }
             return byte[0] == RecipientStatus.delivered.rawValue
         }
     }

@@ -153,9 +153,16 @@ public final class LocalDeliveryAgent {
     /// RFC 3461 parameters of the message being delivered, as its queue file
     /// has them: what forwarded copies inherit.
     struct MessageDSN {
-        var ret: DSNReturn? = nil
-        var envelopeID: String? = nil
-        var recipients: [RecipientDSN] = []
+        var ret: DSNReturn?
+        var envelopeID: String?
+        var recipients: [RecipientDSN]
+
+        /// The queue file's own, read with its hold.
+        init(_ envelope: QueueEnvelope) {
+            ret = envelope.dsnReturn
+            envelopeID = envelope.dsnEnvelopeID
+            recipients = envelope.recipients.map(\.dsn)
+        }
 
         func recipient(_ index: Int) -> RecipientDSN {
             recipients.indices.contains(index) ? recipients[index] : RecipientDSN()
@@ -172,7 +179,7 @@ public final class LocalDeliveryAgent {
         do {
             hold = try QueueFileHold(path: path, contentOffset: request.contentOffset)
             content = try FileIO.pread(hold.fd, count: request.contentLength, at: request.contentOffset, path: path)
-            dsn = messageDSN(fd: hold.fd, path: path, request: request)
+            dsn = MessageDSN(hold.envelope)
         } catch {
             logger.warning("\(request.queueID): cannot read queue file: \(error)")
             let outcome = DeliveryOutcome.deferred(EnhancedStatusCode(4, 3, 0), "cannot read queue file: \(error)")
@@ -186,26 +193,13 @@ public final class LocalDeliveryAgent {
             if case .delivered = outcome {
                 actions[recipient.index] = action
                 do {
-                    try hold.markDelivered([recipient.index])
+                    try hold.markDelivered(recipient.index)
                 } catch {
                     logger.warning("\(request.queueID): cannot mark the delivery in the queue file: \(error)")
                 }
             }
         }
         return LocalProtocol.Result(outcomes: outcomes, actions: actions)
-    }
-
-    /// The envelope records before the content (qmgr verified the whole file
-    /// before handing it over). A file whose envelope cannot be read here
-    /// is still delivered, without DSN parameters for forwarded copies.
-    func messageDSN(fd: Int32, path: String, request: LocalProtocol.Request) -> MessageDSN {
-        guard let head = try? FileIO.pread(fd, count: request.contentOffset, at: 0, path: path),
-              let envelope = head.withUnsafeBytes({ try? QueueFileReader.parseEnvelope($0).0 }) else {
-            logger.warning("\(request.queueID): cannot read the envelope's DSN parameters")
-            return MessageDSN()
-        }
-        return MessageDSN(ret: envelope.dsnReturn, envelopeID: envelope.dsnEnvelopeID,
-                          recipients: envelope.recipients.map(\.dsn))
     }
 
     /// The outcome for one recipient, and for a delivered one the RFC 3464

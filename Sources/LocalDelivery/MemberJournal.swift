@@ -24,7 +24,9 @@ struct MemberJournal {
 
     /// The members of `recipient` delivered before.
     func delivered() -> Set<String> {
-        guard FileIO.exists(path), let bytes = try? FileIO.readFile(path, limit: 16 << 20) else { return [] }
+        guard FileIO.exists(path), let fd = try? open(O_RDONLY) else { return [] }
+        defer { FileIO.close(fd) }
+        guard let bytes = try? FileIO.readAll(fd, path: path, limit: 16 << 20) else { return [] }
         var members: Set<String> = []
         let prefix = "\(recipient)\t"
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix(prefix) {
@@ -34,9 +36,28 @@ struct MemberJournal {
     }
 
     func record(_ member: String) throws(SystemError) {
-        let fd = try FileIO.open(path, O_WRONLY | O_APPEND | O_CREAT, mode: 0o600)
+        let fd = try open(O_WRONLY | O_APPEND | O_CREAT)
         defer { FileIO.close(fd) }
         try FileIO.writeAll(fd, Array("\(recipient)\t\(member)\n".utf8), path: path)
+    }
+
+    /// local opens it as root in a directory the mail owner writes: only a
+    /// plain file of its own, never through a symlink or a hard link someone
+    /// else planted there.
+    func open(_ flags: Int32) throws(SystemError) -> Int32 {
+        let fd = try FileIO.open(path, flags | O_NOFOLLOW | O_NONBLOCK, mode: 0o600)
+        let st: stat
+        do {
+            st = try FileIO.fstat(fd, path: path)
+        } catch {
+            FileIO.close(fd)
+            throw error
+        }
+        guard st.st_mode & S_IFMT == S_IFREG, st.st_nlink == 1, st.st_uid == geteuid() else {
+            FileIO.close(fd)
+            throw SystemError(errno: EPERM, operation: "open (not a plain file of local's own)", path: path)
+        }
+        return fd
     }
 
     /// How a member is named in the journal; nil for one that is never

@@ -202,6 +202,7 @@ public final class QueueManager: @unchecked Sendable {
                   let st = FileIO.stat(spool.file(.deferred, name)), deferredBacklogForced || st.st_mtim.tv_sec <= now else { continue }
             activate(id, from: .deferred)
         }
+        // An empty slice still holds the whole scan's array: let it go.
         if deferredBacklog.isEmpty { deferredBacklog = [] }
     }
 
@@ -331,7 +332,6 @@ public final class QueueManager: @unchecked Sendable {
     /// could not be asked about.
     func resolved(_ message: ActiveMessage, attempt: Int) {
         let unresolved = message.unresolved.sorted()
-        message.unresolved = []
         if !unresolved.isEmpty {
             if attempt < resolverRetries && !draining {
                 if attempt == 1 {
@@ -477,21 +477,16 @@ public final class QueueManager: @unchecked Sendable {
             // marked in the queue file first (QueueFileHold); the rest may
             // have been delivered too, so trying again soon risks a
             // duplicate, never a loss.
-            let statusOffsets = message.envelope.recipients.map(\.statusOffset)
-            let marked = QueueFileHold.delivered(job.recipientIndexes, statusOffsets: statusOffsets,
+            let marked = QueueFileHold.delivered(job.recipientIndexes, of: message.envelope,
                                                  path: spool.file(.active, message.id.rawValue))
-            var job = job
-            if !marked.isEmpty {
-                let relay = job.transport == .local ? "local" : "none"
-                for index in marked {
-                    let outcome = DeliveryOutcome.delivered(EnhancedStatusCode(2, 0, 0), "delivered; the agent died before it could say so")
-                    record(message, index, outcome)
-                    logResult(message, index, relay: relay, outcome: outcome)
-                }
-                job.recipientIndexes.removeAll { marked.contains($0) }
-                if job.recipientIndexes.isEmpty { break }
+            for index in marked {
+                let outcome = DeliveryOutcome.delivered(EnhancedStatusCode(2, 0, 0), "delivered; the agent died before it could say so")
+                record(message, index, outcome)
+                logResult(message, index, relay: job.transport == .local ? "local" : "none", outcome: outcome)
             }
             var retry = job
+            retry.recipientIndexes.removeAll { marked.contains($0) }
+            guard !retry.recipientIndexes.isEmpty else { break }
             retry.agentFailures += 1
             let what = job.transport == .local ? "local delivery agent" : "smtp-client"
             if retry.agentFailures < 3 && !draining {
@@ -502,7 +497,7 @@ public final class QueueManager: @unchecked Sendable {
                     self.dispatch()
                 }
             } else {
-                recordAll(job, [], missing: .deferred(EnhancedStatusCode(4, 3, 0), "\(what) failed: \(error)"))
+                recordAll(retry, [], missing: .deferred(EnhancedStatusCode(4, 3, 0), "\(what) failed: \(error)"))
             }
         }
         if message.isSettled { finish(message) }

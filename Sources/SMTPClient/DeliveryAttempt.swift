@@ -180,7 +180,7 @@ final class DeliveryAttempt: @unchecked Sendable {
             }
             if case .delivered = outcome {
                 do {
-                    try hold?.markDelivered([recipient.index])
+                    try hold?.markDelivered(recipient.index)
                 } catch {
                     daemon.logger.warning("\(request.queueID): cannot mark the delivery in the queue file: \(error)")
                 }

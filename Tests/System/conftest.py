@@ -72,6 +72,15 @@ def mail_processes(config_path):
     return found
 
 
+def kill_all(pids):
+    """SIGKILL each process that still exists."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def proc_name(pid):
     try:
         with open(f"/proc/{pid}/comm") as f:
@@ -253,11 +262,7 @@ def make_mta(users, tmp_path_factory):
             mta.stop()
         finally:
             leftovers = mail_processes(mta.config)
-            for pid in leftovers:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_all(leftovers)
             assert not leftovers, f"processes left behind after SIGTERM: {leftovers}"
             if not os.environ.get("HIKYAKU_KEEP_TEST_ROOT"):
                 shutil.rmtree(mta.root, ignore_errors=True)

@@ -73,7 +73,7 @@ import time
 if __name__ != "__main__":
     import pytest
 
-    from conftest import BIN, HOSTNAME, USERS, free_port, mail_processes
+    from conftest import BIN, HOSTNAME, USERS, free_port, kill_all, mail_processes
 
 MESSAGES = int(os.environ.get("HIKYAKU_CHAOS_MESSAGES", "1500"))
 RATE = float(os.environ.get("HIKYAKU_CHAOS_RATE", "25"))
@@ -293,11 +293,7 @@ def chaos(make_mta):
         try:
             mta.stop()
         finally:
-            for pid in mail_processes(mta.config):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_all(mail_processes(mta.config))
             deadline = time.time() + 10
             while mail_processes(mta.config) and time.time() < deadline:
                 time.sleep(0.1)
@@ -601,11 +597,7 @@ def test_chaos(chaos):
         with kill_lock:
             t0 = time.time()
             victims = mail_processes(mta.config)
-            for pid in victims:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_all(victims)
             mta.process.wait()
             limit = time.time() + 20
             while mail_processes(mta.config) and time.time() < limit:
