@@ -64,11 +64,12 @@ public final class AliasDaemon: @unchecked Sendable {
     }
 
     public init(configuration: Configuration, logger: Logger) {
+        let users = UserCache()
         self.configuration = configuration
         self.logger = logger
         decisions = RecipientDecisions(tables: RoutingTables(localDomains: []), aliases: AliasFile(),
                                        delayChecks: configuration.boolean("smtpd_delay_checks"),
-                                       userExists: { PasswdEntry.lookup(name: $0) != nil })
+                                       userExists: { [users] in users.user(named: $0) != nil })
         decisions.senderLoginCheck = configuration.boolean("smtpd_sender_login_check")
         reloadIfChanged(force: true)
     }

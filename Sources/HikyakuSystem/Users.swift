@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// A passwd entry, resolved with the reentrant libc calls.
 public struct PasswdEntry: Sendable, Equatable {
@@ -63,6 +64,73 @@ public struct PasswdEntry: Sendable, Equatable {
 
     public var identity: Privilege.Identity {
         Privilege.Identity(name: name, uid: uid, gid: gid, groups: groupList())
+    }
+}
+
+/// Passwd entries and group lists remembered for a few seconds.
+///
+/// A delivery to a 50-member alias asks about each member several times
+/// (does the user exist, where is the .forward, whom to become), and every
+/// ask reads /etc/passwd, and for the groups /etc/group and systemd's userdb
+/// (libnss_systemd walks /run/systemd/userdb each time): some eighty system
+/// calls a member, most of local's CPU beside the mailbox writes. Users
+/// found are kept for `timeToLive` seconds, so a user removed or a changed
+/// group membership counts within that time; a new user counts at once.
+/// Safe to share between threads (aliasd); lookups run outside the lock.
+public final class UserCache: Sendable {
+    struct Entry {
+        var passwd: PasswdEntry
+        var groups: [gid_t]?
+        var expires: Double
+    }
+
+    let entries = Mutex<[String: Entry]>([:])
+    public let timeToLive: Double
+    let capacity: Int
+
+    public init(timeToLive: Double = 10, capacity: Int = 8192) {
+        self.timeToLive = timeToLive
+        self.capacity = capacity
+    }
+
+    /// The passwd entry of `name`, or nil when there is no such user.
+    public func user(named name: String) -> PasswdEntry? {
+        let now = WallClock.monotonic()
+        if let entry = entries.withLock({ $0[name] }), entry.expires > now { return entry.passwd }
+        // "No such user" is asked again each time: a user added a moment
+        // ago gets mail at once, and a typo is not a load.
+        guard let passwd = PasswdEntry.lookup(name: name) else { return nil }
+        store(name, Entry(passwd: passwd, groups: nil, expires: now + timeToLive))
+        return passwd
+    }
+
+    /// What a process becomes to act for `user`: its ids and its groups
+    /// (the group list is remembered with the entry of the same name).
+    public func identity(of user: PasswdEntry) -> Privilege.Identity {
+        let now = WallClock.monotonic()
+        var expires = now + timeToLive
+        if let entry = entries.withLock({ $0[user.name] }), entry.expires > now, entry.passwd == user {
+            if let groups = entry.groups {
+                return Privilege.Identity(name: user.name, uid: user.uid, gid: user.gid, groups: groups)
+            }
+            // Groups go with the passwd entry they were looked up beside:
+            // neither is kept longer than the older of the two allows.
+            expires = entry.expires
+        }
+        let groups = user.groupList()
+        store(user.name, Entry(passwd: user, groups: groups, expires: expires))
+        return Privilege.Identity(name: user.name, uid: user.uid, gid: user.gid, groups: groups)
+    }
+
+    func store(_ name: String, _ entry: Entry) {
+        entries.withLock { entries in
+            if entries.count >= capacity, entries[name] == nil {
+                let now = WallClock.monotonic()
+                entries = entries.filter { $0.value.expires > now }
+                if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            }
+            entries[name] = entry
+        }
     }
 }
 

@@ -17,7 +17,7 @@ extension LocalDeliveryAgent {
         switch source {
         case .forward(let user):
             // root's own .forward runs as default_privs too.
-            if let entry = PasswdEntry.lookup(name: user), entry.uid != 0 { return entry }
+            if let entry = users.user(named: user), entry.uid != 0 { return entry }
             owner = 0
         case .aliases:
             owner = FileIO.stat(context.configuration.string("alias_file"))?.st_uid
@@ -25,7 +25,7 @@ extension LocalDeliveryAgent {
             owner = FileIO.stat(path)?.st_uid
         }
         if let owner, owner != 0, let entry = PasswdEntry.lookup(uid: owner) { return entry }
-        return PasswdEntry.lookup(name: context.configuration.string("default_privs"))
+        return users.user(named: context.configuration.string("default_privs"))
     }
 
     /// A list file may be named by an alias only if nobody but its owner can
@@ -60,14 +60,14 @@ extension LocalDeliveryAgent {
         guard let identity = identity(for: source) else {
             return .failure(AliasExpansion.ListFileError("Cannot open \(path): no user to read it as"))
         }
-        return (try? Privilege.withEffectiveIdentity(identity.identity, read))
+        return (try? Privilege.withEffectiveIdentity(users.identity(of: identity), read))
             ?? .failure(AliasExpansion.ListFileError("Cannot open \(path): cannot become \(identity.name)"))
     }
 
     /// ~user/.forward, read as the user; ignored (with a warning) unless it
     /// is a plain file of the user's or root's that no one else can write.
     func readForwardFile(of user: String) -> [String]? {
-        guard let entry = PasswdEntry.lookup(name: user) else { return nil }
+        guard let entry = users.user(named: user) else { return nil }
         let path = entry.home + "/.forward"
         let read: () -> [String]? = {
             guard let st = FileIO.stat(path) else { return nil }
@@ -79,7 +79,7 @@ extension LocalDeliveryAgent {
             return AliasExpansion.targets(inListFile: String(decoding: bytes, as: UTF8.self))
         }
         guard context.privilegeSeparated else { return read() }
-        return (try? Privilege.withEffectiveIdentity(entry.identity, read)) ?? nil
+        return (try? Privilege.withEffectiveIdentity(users.identity(of: entry), read)) ?? nil
     }
 
     // MARK: Files
@@ -98,7 +98,7 @@ extension LocalDeliveryAgent {
             return .deferred(EnhancedStatusCode(4, 3, 0), "no unprivileged user to write \(path) as (default_privs)")
         }
         do {
-            return try Privilege.withEffectiveIdentity(owner.identity) { appendToFile(path, entry: entry) }
+            return try Privilege.withEffectiveIdentity(users.identity(of: owner)) { appendToFile(path, entry: entry) }
         } catch {
             return .deferred(EnhancedStatusCode(4, 3, 0), "cannot become \(owner.name): \(error)")
         }
@@ -174,7 +174,7 @@ extension LocalDeliveryAgent {
         let pid: pid_t
         do {
             if context.privilegeSeparated {
-                pid = try Privilege.spawnAs(user.identity, path: "/bin/sh", arguments: ["sh", "-c", command],
+                pid = try Privilege.spawnAs(users.identity(of: user), path: "/bin/sh", arguments: ["sh", "-c", command],
                                             environment: environment, directory: user.home, stdin: input, stdout: output)
             } else {
                 pid = try ProcessSpawner.spawn(path: "/bin/sh", arguments: ["sh", "-c", command], environment: environment,

@@ -41,6 +41,8 @@ public final class LocalDeliveryAgent {
     let homeMailbox: String
     let writer: MailboxWriter
     let realSpool: SpoolLayout
+    /// Recipients' passwd entries and groups, for ten seconds.
+    let users = UserCache()
     var aliasConnection: BlockingIPCConnection? = nil
     var draining = false
 
@@ -311,7 +313,7 @@ public final class LocalDeliveryAgent {
     }
 
     func deliverToUser(_ name: String, address recipientAddress: String, sender: String, content: [UInt8]) -> DeliveryOutcome {
-        guard let user = PasswdEntry.lookup(name: name) else {
+        guard let user = users.user(named: name) else {
             return .bounced(EnhancedStatusCode(5, 1, 1), "unknown user: \"\(name)\"")
         }
         if MailboxFormat.hasDeliveredTo(recipientAddress, in: content) {
@@ -349,7 +351,7 @@ public final class LocalDeliveryAgent {
 
     func asUser(_ user: PasswdEntry, group: gid_t?, _ body: () -> DeliveryOutcome) -> DeliveryOutcome {
         guard context.privilegeSeparated else { return body() }
-        var identity = user.identity
+        var identity = users.identity(of: user)
         if let group {
             identity.gid = group
             if !identity.groups.contains(group) { identity.groups.append(group) }
@@ -434,7 +436,7 @@ public final class LocalDeliveryAgent {
             aliases: { try self.lookupAlias($0) },
             include: { self.readIncludeFile($0, source: $1) },
             forward: { self.readForwardFile(of: $0) },
-            userExists: { PasswdEntry.lookup(name: $0) != nil },
+            userExists: { self.users.user(named: $0) != nil },
             route: { self.route($0) })
     }
 

@@ -132,11 +132,6 @@ public final class MailboxWriter {
     /// fsync `new/` so the rename survives a power cut.
     public func deliverMaildir(directory: String, file: [UInt8]) -> DeliveryOutcome {
         let base = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
-        for sub in ["", "/tmp", "/new", "/cur"] {
-            if Glibc.mkdir(base + sub, 0o700) != 0 && errno != EEXIST {
-                return .deferred(EnhancedStatusCode(4, 2, 0), "cannot create maildir \(base + sub): \(SystemError("mkdir", base + sub).description)")
-            }
-        }
         let (seconds, micros) = WallClock.now()
         sequence += 1
         let host = hostname.split(separator: ".").first.map(String.init) ?? hostname
@@ -144,7 +139,14 @@ public final class MailboxWriter {
         let unique = "\(seconds).M\(micros)P\(getpid())Q\(sequence).\(safeHost),S=\(file.count)"
         let tmpPath = "\(base)/tmp/\(unique)"
         let newPath = "\(base)/new/\(unique)"
-        let fd = Glibc.open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+        var fd = Glibc.open(tmpPath, flags, 0o600)
+        if fd < 0 && errno == ENOENT {
+            // The first delivery: make the Maildir (looking for it each time
+            // would cost four system calls a delivery).
+            if let failed = makeMaildir(base) { return failed }
+            fd = Glibc.open(tmpPath, flags, 0o600)
+        }
         guard fd >= 0 else {
             return .deferred(EnhancedStatusCode(4, 2, 0), "cannot create maildir file \(tmpPath): \(SystemError("open", tmpPath).description)")
         }
@@ -152,7 +154,16 @@ public final class MailboxWriter {
             defer { Glibc.close(fd) }
             try FileIO.writeAll(fd, file, path: tmpPath)
             try FileIO.fsync(fd, path: tmpPath)
-            try FileIO.rename(tmpPath, newPath)
+            do {
+                try FileIO.rename(tmpPath, newPath)
+            } catch where error.errno == ENOENT {
+                // tmp/ without new/ (or cur/): complete the Maildir.
+                if let failed = makeMaildir(base) {
+                    _ = unlink(tmpPath)
+                    return failed
+                }
+                try FileIO.rename(tmpPath, newPath)
+            }
             try FileIO.fsyncDirectory(base + "/new")
         } catch {
             _ = unlink(tmpPath)
@@ -160,5 +171,16 @@ public final class MailboxWriter {
                              "cannot deliver to maildir \(base): \(error)")
         }
         return .delivered(EnhancedStatusCode(2, 0, 0), "delivered to maildir")
+    }
+
+    /// Creates whatever part of a Maildir is missing; the outcome if it
+    /// cannot.
+    func makeMaildir(_ base: String) -> DeliveryOutcome? {
+        for sub in ["", "/tmp", "/new", "/cur"] {
+            if Glibc.mkdir(base + sub, 0o700) != 0 && errno != EEXIST {
+                return .deferred(EnhancedStatusCode(4, 2, 0), "cannot create maildir \(base + sub): \(SystemError("mkdir", base + sub).description)")
+            }
+        }
+        return nil
     }
 }

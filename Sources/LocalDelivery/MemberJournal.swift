@@ -18,9 +18,21 @@ import SendmailRules
 /// append whole lines (O_APPEND). qmgr removes the file with the message.
 /// Written without fsync, like the queue file's marks: a power cut may
 /// repeat a delivery, never lose one.
-struct MemberJournal {
+final class MemberJournal {
     let path: String
     let recipient: Int
+    /// Open for appending from the first member recorded to the end of the
+    /// expansion.
+    var appendFD: Int32 = -1
+
+    init(path: String, recipient: Int) {
+        self.path = path
+        self.recipient = recipient
+    }
+
+    deinit {
+        if appendFD >= 0 { FileIO.close(appendFD) }
+    }
 
     /// The members of `recipient` delivered before.
     func delivered() -> Set<String> {
@@ -36,9 +48,8 @@ struct MemberJournal {
     }
 
     func record(_ member: String) throws(SystemError) {
-        let fd = try open(O_WRONLY | O_APPEND | O_CREAT)
-        defer { FileIO.close(fd) }
-        try FileIO.writeAll(fd, Array("\(recipient)\t\(member)\n".utf8), path: path)
+        if appendFD < 0 { appendFD = try open(O_WRONLY | O_APPEND | O_CREAT) }
+        try FileIO.writeAll(appendFD, Array("\(recipient)\t\(member)\n".utf8), path: path)
     }
 
     /// local opens it as root in a directory the mail owner writes: only a

@@ -90,4 +90,37 @@ struct SystemTests {
     func configuration() throws {
         #expect(throws: (any Error).self) { try ConfigurationLoader.load(path: "/nonexistent/hikyaku.conf") }
     }
+
+    @Test("the user cache answers as getpwnam and getgrouplist do, keeps what it found, and forgets it in time")
+    func userCache() throws {
+        let users = UserCache(timeToLive: 60)
+        let root = try #require(users.user(named: "root"))
+        #expect(root == PasswdEntry.lookup(name: "root"))
+        #expect(users.identity(of: root).groups == root.groupList())
+        #expect(users.user(named: "hikyaku-no-such-user") == nil)
+
+        // A remembered entry is answered without asking NSS (there is no
+        // such user), until it expires.
+        let ghost = PasswdEntry(name: "hikyaku-ghost", uid: 4242, gid: 4242, home: "/nonexistent", shell: "/bin/false")
+        users.store("hikyaku-ghost", .init(passwd: ghost, groups: [4242, 7], expires: WallClock.monotonic() + 60))
+        #expect(users.user(named: "hikyaku-ghost") == ghost)
+        #expect(users.identity(of: ghost).groups == [4242, 7])
+        users.store("hikyaku-ghost", .init(passwd: ghost, groups: [4242, 7], expires: WallClock.monotonic() - 1))
+        #expect(users.user(named: "hikyaku-ghost") == nil)
+
+        // Groups remembered for another passwd entry of the same name (a
+        // uid changed) are not used for this one.
+        users.store("root", .init(passwd: ghost, groups: [4242], expires: WallClock.monotonic() + 60))
+        #expect(users.identity(of: root).groups == root.groupList())
+
+        // Full: expired entries go first, and the cache never grows past
+        // its capacity.
+        let small = UserCache(timeToLive: 60, capacity: 2)
+        for uid in 0..<5 {
+            let name = "hikyaku-ghost\(uid)"
+            small.store(name, .init(passwd: PasswdEntry(name: name, uid: uid_t(5000 + uid), gid: 5000, home: "/", shell: "/bin/false"),
+                                    groups: nil, expires: WallClock.monotonic() + 60))
+        }
+        #expect(small.entries.withLock { $0.count } <= 2)
+    }
 }

@@ -6,6 +6,7 @@ import pwd
 import re
 import socket
 import subprocess
+import time
 
 from conftest import HOSTNAME
 
@@ -334,3 +335,41 @@ def test_missing_message_id_and_date_are_added(mta):
     assert headers.index(b"Subject: bare") < headers.index(b"Message-ID:") < headers.index(b"\nDate:")
     assert b"\nFrom:" not in headers  # mail from the network gets no From: added
     mta.wait_log(rf"{match.group(2).decode()}: message-id=<{match.group(1).decode()}\.{match.group(2).decode()}@")
+
+
+def test_a_maildir_missing_new_and_cur_is_completed(make_mta):
+    # local creates the Maildir only when its tmp/ is missing; a Maildir an
+    # MUA left with tmp/ alone still gets its new/ and cur/.
+    mta = make_mta("home_mailbox = Maildir/")
+    entry = pwd.getpwnam("hkt-carol")
+    maildir = os.path.join(entry.pw_dir, "Maildir")
+    os.makedirs(os.path.join(maildir, "tmp"))
+    for path in (maildir, os.path.join(maildir, "tmp")):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    with mta.smtp() as client:
+        client.sendmail("sender@example.org", ["hkt-carol@example.test"], "Subject: half\r\n\r\nbody\r\n")
+    mta.wait_log(r"to=<hkt-carol@example.test>, relay=local.*status=sent \(delivered to maildir\)")
+    assert len(os.listdir(os.path.join(maildir, "new"))) == 1
+    assert os.path.isdir(os.path.join(maildir, "cur")) and os.listdir(os.path.join(maildir, "tmp")) == []
+
+
+def test_a_user_added_after_a_bounce_gets_mail_at_once(make_mta):
+    # local remembers users it found for a few seconds, never one it did
+    # not find: the admin who adds the missing user sees the next message
+    # delivered. The alias takes the mail past smtpd's recipient check.
+    user = "hkt-late"
+    subprocess.run(["userdel", "--remove", user], stderr=subprocess.DEVNULL)
+    mta = make_mta("home_mailbox = Maildir/", aliases=f"postmaster: root\nlate-list: {user}, hkt-alice\n")
+    try:
+        with mta.smtp() as client:
+            client.sendmail("sender@example.org", ["late-list@example.test"], "Subject: before\r\n\r\nbody\r\n")
+        mta.wait_log(rf"to=<{user}>, orig_to=<late-list@example.test>.*status=bounced \(User unknown\)")
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", user], check=True)
+        with mta.smtp() as client:
+            client.sendmail("sender@example.org", ["late-list@example.test"], "Subject: after\r\n\r\nbody\r\n")
+        mta.wait_log(rf"to=<{user}@.*status=sent \(delivered to maildir\)")
+        new = os.path.join(pwd.getpwnam(user).pw_dir, "Maildir", "new")
+        assert len(os.listdir(new)) == 1
+    finally:
+        mta.stop()
+        subprocess.run(["userdel", "--remove", user], stderr=subprocess.DEVNULL)
