@@ -13,6 +13,7 @@
 #        200 5000), DEFERRED_N (100000), DEFERRED_SCAN_TIMEOUT (1200 s),
 #      BENCH_IDLE=1 also the idle-sessions check (Benchmarks/idle-bench.sh:
 #        SESSIONS 5000, MESSAGES 100; Postfix takes minutes to open them),
+#      HIKYAKU_BENCH_CONFIG  lines added to hikyaku.conf (trying a setting),
 #      BENCH_QUIET_WAIT=S wait up to S s for an idle machine before each run,
 #      BENCH_DIR (default ../shared/bench), BENCH_TOOLS (where smtp-sink is
 #        extracted; default ~/.cache/mta-bench-tools).
@@ -124,6 +125,7 @@ home_mailbox = Maildir/
 alias_file = /etc/aliases
 local_host_names_file = $hroot/etc/local-host-names
 smart_host = [127.0.0.1]:$1
+${HIKYAKU_BENCH_CONFIG:-}
 CONF
 }
 hstart() {

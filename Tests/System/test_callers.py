@@ -229,3 +229,39 @@ def test_git_send_email(mta, tmp_path):
         assert "Return-Path: <jun@example.org>\n" in data
         assert "Subject: [PATCH] Add a file\n" in data and "+hello\n" in data
         assert data.count("\nFrom ") == 0 and data.endswith("\n\n")
+
+
+def test_root_writes_into_maildrop_itself_and_users_go_through_the_helper(mta):
+    # The same programs without hikyaku-drop: root's sendmail does the
+    # helper's work in its own process (one program start less for cron's
+    # mail), a user's still needs the setgid helper.
+    programs = os.path.join(mta.root, "programs-without-drop")
+    os.makedirs(programs)
+    for name in os.listdir(BIN):
+        if name != "hikyaku-drop":
+            os.symlink(os.path.join(BIN, name), os.path.join(programs, name))
+    config = os.path.join(mta.etc, "without-drop.conf")
+    with open(config, "w") as f:
+        f.write(open(mta.config).read().replace(f"daemon_directory = {BIN}", f"daemon_directory = {programs}"))
+    os.chmod(config, 0o644)
+    env = {"PATH": "/usr/bin:/bin", "HIKYAKU_CONFIG": config}
+    result = subprocess.run([os.path.join(BIN, "sendmail"), "-i", "hkt-alice"], input=b"Subject: from root\n\nbody\n",
+                            capture_output=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    mta.wait_mbox("hkt-alice", 1)
+    assert b"Subject: from root" in mta.mbox("hkt-alice")
+    assert re.search(r"pickup\[\d+\]: \w+: uid=0 from=<root@", mta.log()), mta.log()
+
+    entry = pwd.getpwnam("hkt-bob")
+    dead = os.path.join(entry.pw_dir, "dead.letter")
+    if os.path.exists(dead):
+        os.unlink(dead)
+    result = subprocess.run(["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", "--",
+                             os.path.join(BIN, "sendmail"), "-i", "hkt-alice"], input=b"Subject: from bob\n\nbody\n",
+                            capture_output=True, env=dict(env, HOME=entry.pw_dir), timeout=60)
+    try:
+        assert result.returncode == 75, result
+        assert f"{programs}/hikyaku-drop is missing".encode() in result.stderr, result.stderr
+    finally:
+        if os.path.exists(dead):
+            os.unlink(dead)
