@@ -156,7 +156,8 @@ public final class AliasDaemon: @unchecked Sendable {
             return decisions.resolve(address).0.frame
         case .aliasExpand:
             guard let name = frame.string(.address) else { return AliasProtocol.errorFrame("expand without name") }
-            return AliasProtocol.Expansion(targets: decisions.expand(name)).frame
+            let targets = decisions.expand(name)
+            return AliasProtocol.Expansion(targets: targets, hints: hints(for: targets ?? [])).frame
         case .aliasCheckRecipient, .aliasCheckSender:
             guard let request = try? AliasProtocol.RecipientCheck(frame: frame) else {
                 return AliasProtocol.errorFrame("bad recipient check")
@@ -181,6 +182,28 @@ public final class AliasDaemon: @unchecked Sendable {
         default:
             return AliasProtocol.errorFrame("unexpected request \(frame.type.rawValue)")
         }
+    }
+
+    /// What local would ask next about the targets of an alias: where each
+    /// plain address goes and, for a local user, that the user is no alias
+    /// (AliasProtocol.Hint). Pipes, files, includes, quoted and escaped
+    /// names are left to be asked about.
+    func hints(for targets: [String]) -> [AliasProtocol.Hint] {
+        var hints: [AliasProtocol.Hint] = []
+        var seen: Set<String> = []
+        for target in targets where seen.insert(target).inserted {
+            guard let first = target.first, !"|/\\\"<:".contains(first), target == target.trimming() else { continue }
+            let resolution = decisions.resolve(target).0
+            var notAlias: String? = nil
+            if resolution.routeClass == .local || resolution.routeClass == .unknownLocal {
+                let user = resolution.localUser
+                if !user.hasPrefix("\\"), !user.hasPrefix("\""), decisions.expand(user.asciiLowercased()) == nil {
+                    notAlias = user.asciiLowercased()
+                }
+            }
+            hints.append(AliasProtocol.Hint(target: target, resolution: resolution, notAlias: notAlias))
+        }
+        return hints
     }
 
     public static func main() -> Never {

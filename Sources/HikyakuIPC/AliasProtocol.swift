@@ -88,21 +88,73 @@ public enum AliasProtocol {
     public struct Expansion: Equatable, Sendable {
         /// nil when the name is not an alias.
         public var targets: [String]?
+        /// What aliasd answered, with the same maps, for targets it was
+        /// going to be asked about next: local expanding a list of fifty
+        /// users asks once, not a hundred and one times.
+        public var hints: [Hint]
 
-        public init(targets: [String]?) {
+        /// The most hint bytes one reply carries (a frame is at most
+        /// ``IPCFrame/maximumFrameSize``); targets past it are asked about.
+        public static let hintBudget = 256 * 1024
+
+        public init(targets: [String]?, hints: [Hint] = []) {
             self.targets = targets
+            self.hints = hints
         }
 
         public var frame: IPCFrame {
             var f = IPCFrame(.aliasExpandReply)
             f.add(.found, targets != nil)
             for t in targets ?? [] { f.add(.target, t) }
+            var budget = Self.hintBudget
+            for hint in hints {
+                let bytes = hint.frame.encoded()
+                budget -= bytes.count
+                guard budget >= 0 else { break }
+                f.add(.hint, bytes: bytes)
+            }
             return f
         }
 
         public init(frame: IPCFrame) throws(IPCError) {
             guard frame.type == .aliasExpandReply else { throw .unexpectedMessage(frame.type.rawValue) }
             targets = (frame.bool(.found) ?? false) ? frame.strings(.target) : nil
+            hints = []
+            for attribute in frame.attributes where attribute.key == .hint {
+                guard let (inner, used) = try IPCFrame.decode(attribute.value), used == attribute.value.count else {
+                    throw .missingAttribute(key: IPCKey.hint.rawValue, type: frame.type.rawValue)
+                }
+                hints.append(try Hint(frame: inner))
+            }
+        }
+    }
+
+    /// One target of an expansion as aliasd resolves it (`resolve` asked
+    /// with exactly `target`), and, for a local one, whether the user it
+    /// names is not an alias itself (`expand` asked with exactly
+    /// `notAlias`).
+    public struct Hint: Equatable, Sendable {
+        public var target: String
+        public var resolution: Resolution
+        public var notAlias: String?
+
+        public init(target: String, resolution: Resolution, notAlias: String?) {
+            self.target = target
+            self.resolution = resolution
+            self.notAlias = notAlias
+        }
+
+        var frame: IPCFrame {
+            var f = resolution.frame
+            f.add(.target, target)
+            if let notAlias { f.add(.notAlias, notAlias) }
+            return f
+        }
+
+        init(frame: IPCFrame) throws(IPCError) {
+            resolution = try Resolution(frame: frame)
+            target = try frame.require(.target)
+            notAlias = frame.string(.notAlias)
         }
     }
 

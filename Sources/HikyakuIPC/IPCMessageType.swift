@@ -102,6 +102,11 @@ public enum IPCKey: UInt16, Sendable {
     /// RFC 3464 action of one delivered recipient (`delivered`, `expanded`,
     /// `relayed`), repeated in step with `recipientIndex`.
     case dsnAction = 41
+    /// aliasd: what it knows of one target of an expansion, an encoded
+    /// aliasResolveReply frame with the target (``AliasProtocol/Hint``).
+    case hint = 42
+    /// In a hint: a name aliasd finds no alias for.
+    case notAlias = 43
     // Remote delivery (smtp-client).
     /// The name of the server that answered (`mx.example.org`; DSN's
     /// Remote-MTA is `dns;` and this).

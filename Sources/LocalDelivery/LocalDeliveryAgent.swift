@@ -44,6 +44,10 @@ public final class LocalDeliveryAgent {
     /// Recipients' passwd entries and groups, for ten seconds.
     let users = UserCache()
     var aliasConnection: BlockingIPCConnection? = nil
+    /// What aliasd told in advance about the targets of the alias being
+    /// expanded (AliasProtocol.Hint), for this recipient's expansion only.
+    var routeHints: [String: AliasProtocol.Resolution] = [:]
+    var notAliases: Set<String> = []
     var draining = false
 
     init(context: DaemonContext) {
@@ -221,6 +225,12 @@ public final class LocalDeliveryAgent {
         // another user); without it, the local part.
         let name = recipient.localUser.isEmpty ? address.localPartKey : recipient.localUser
         let leaves: [AliasExpansion.Leaf]
+        routeHints = [:]
+        notAliases = []
+        defer {
+            routeHints = [:]
+            notAliases = []
+        }
         do {
             leaves = try expansion().expand(name, display: recipient.address)
         } catch {
@@ -411,16 +421,27 @@ public final class LocalDeliveryAgent {
     }
 
     func lookupAlias(_ name: String) throws -> [String]? {
-        try AliasProtocol.Expansion(frame: try aliasRequest(AliasProtocol.expandRequest(name))).targets
+        if notAliases.contains(name) { return nil }
+        let expansion = try AliasProtocol.Expansion(frame: try aliasRequest(AliasProtocol.expandRequest(name)))
+        for hint in expansion.hints {
+            routeHints[hint.target] = hint.resolution
+            if let user = hint.notAlias { notAliases.insert(user) }
+        }
+        return expansion.targets
     }
 
     /// Where an address in an alias, .forward or include file goes.
     func route(_ address: String) -> MailerTriple {
+        if let resolution = routeHints[address] { return route(resolution) }
         guard let frame = try? aliasRequest(AliasProtocol.resolveRequest(address)),
               let resolution = try? AliasProtocol.Resolution(frame: frame) else {
             return MailerTriple(mailer: "*error*", host: "4.3.0", user: "address resolver unavailable",
                                 errorText: "address resolver unavailable")
         }
+        return route(resolution)
+    }
+
+    func route(_ resolution: AliasProtocol.Resolution) -> MailerTriple {
         switch resolution.routeClass {
         case .local, .unknownLocal:
             return MailerTriple(mailer: "local", host: nil, user: resolution.localUser)

@@ -55,4 +55,30 @@ struct IPCFrameTests {
             try CleanupProtocol.Begin(frame: CleanupProtocol.Reply.ok(id).frame)
         }
     }
+
+    @Test("an expansion carries hints for its targets, within its budget")
+    func expansionHints() throws {
+        let local = AliasProtocol.Resolution(routeClass: .local, localUser: "fan01", mailer: "local", user: "fan01")
+        let remote = AliasProtocol.Resolution(routeClass: .remote, nexthop: "example.org", mailer: "esmtp", user: "x@example.org")
+        let expansion = AliasProtocol.Expansion(targets: ["fan01", "x@example.org"], hints: [
+            AliasProtocol.Hint(target: "fan01", resolution: local, notAlias: "fan01"),
+            AliasProtocol.Hint(target: "x@example.org", resolution: remote, notAlias: nil),
+        ])
+        let (decoded, _) = try #require(try IPCFrame.decode(expansion.frame.encoded()))
+        #expect(try AliasProtocol.Expansion(frame: decoded) == expansion)
+
+        // A list too long for one frame's hints: the targets all go, the
+        // hints stop at the budget, and the frame stays under the maximum.
+        let many = (0..<20_000).map { "member\($0)" }
+        let big = AliasProtocol.Expansion(targets: many, hints: many.map {
+            AliasProtocol.Hint(target: $0, resolution: AliasProtocol.Resolution(routeClass: .local, localUser: $0, mailer: "local", user: $0),
+                               notAlias: $0)
+        })
+        let bytes = big.frame.encoded()
+        #expect(bytes.count < IPCFrame.maximumFrameSize)
+        let back = try AliasProtocol.Expansion(frame: try #require(try IPCFrame.decode(bytes)).0)
+        #expect(back.targets == many)
+        #expect(back.hints.count > 100 && back.hints.count < many.count)
+        #expect(back.hints == Array(big.hints.prefix(back.hints.count)))
+    }
 }
