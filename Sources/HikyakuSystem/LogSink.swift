@@ -34,7 +34,22 @@ public final class LogSink {
         open()
     }
 
+    /// Lines for the file collected by ``batch(_:)``, written at its end.
+    var pending: [UInt8]? = nil
+
     deinit { if fd >= 0 { Glibc.close(fd) } }
+
+    /// Runs `body`, writing the lines it emits to the file in one write(2)
+    /// at its end (the master reads a pipe's worth of lines at a time).
+    public func batch(_ body: () -> Void) {
+        guard case .file = destination, pending == nil else { return body() }
+        pending = []
+        body()
+        let lines = pending ?? []
+        pending = nil
+        guard !lines.isEmpty, fd >= 0 else { return }
+        _ = lines.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, $0.count) }
+    }
 
     func open() {
         switch destination {
@@ -76,7 +91,8 @@ public final class LogSink {
         let mailFacility = 2
         switch destination {
         case .file:
-            write("\(stamp) \(hostname) \(body)\n")
+            let line = "\(stamp) \(hostname) \(body)\n"
+            if pending != nil { pending!.append(contentsOf: line.utf8) } else { write(line) }
         case .journal where journal?(Self.journalFields(severity: severity, ident: ident, pid: pid, text: text)) == true:
             break
         case .syslog, .journal:

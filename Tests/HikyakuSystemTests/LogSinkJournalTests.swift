@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import MailCore
 import Testing
 @testable import HikyakuSystem
@@ -23,5 +26,22 @@ struct LogSinkJournalTests {
             let fields = LogSink.journalFields(severity: 6, ident: "hikyaku/smtpd", pid: 1, text: text)
             #expect(!fields.contains { $0.hasPrefix("QUEUE_ID=") }, "\(text)")
         }
+    }
+
+    @Test("a batch of lines reaches the file in one piece, in order, at its end")
+    func batch() throws {
+        var template = Array("/tmp/hikyaku-logsink-XXXXXX".utf8CString)
+        let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        let path = dir + "/maillog"
+        let sink = LogSink(destination: .file(path), hostname: "mail.example.test")
+        sink.emit(severity: 6, ident: "hikyaku/master", pid: 1, text: "before")
+        sink.batch {
+            sink.emit(severity: 6, ident: "hikyaku/local", pid: 2, text: "one")
+            sink.emit(severity: 4, ident: "hikyaku/local", pid: 2, text: "two")
+            #expect(String(decoding: (try? FileIO.readFile(path)) ?? [], as: UTF8.self).hasSuffix("before\n"))
+        }
+        let lines = String(decoding: try FileIO.readFile(path), as: UTF8.self).split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines[1].hasSuffix(" mail hikyaku/local[2]: one") && lines[2].hasSuffix(" mail hikyaku/local[2]: two"))
     }
 }
