@@ -196,10 +196,10 @@ public final class AliasDaemon: @unchecked Sendable {
             let resolution = decisions.resolve(target).0
             var notAlias: String? = nil
             if resolution.routeClass == .local || resolution.routeClass == .unknownLocal {
+                // The name local's expansion asks about (AliasExpansion).
                 let user = resolution.localUser
-                if !user.hasPrefix("\\"), !user.hasPrefix("\""), decisions.expand(user.asciiLowercased()) == nil {
-                    notAlias = user.asciiLowercased()
-                }
+                let name = user.asciiLowercased()
+                if !user.hasPrefix("\\"), !user.hasPrefix("\""), decisions.expand(name) == nil { notAlias = name }
             }
             hints.append(AliasProtocol.Hint(target: target, resolution: resolution, notAlias: notAlias))
         }

@@ -81,22 +81,20 @@ int hk_thread_count(void) {
     // Asked before every identity switch (local: several a delivery), so the
     // file stays open and is read again from its start. The descriptor
     // names the task that opened it: a forked child opens its own.
+    // Closed only in a forked child (single-threaded then), never while
+    // another thread might be reading it.
     static int fd = -1;
     static pid_t owner = 0;
     pid_t me = getpid();
     if (fd < 0 || owner != me) {
-        if (fd >= 0 && owner != me) close(fd);
+        if (fd >= 0) close(fd);
         fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
         owner = me;
         if (fd < 0) return -1;
     }
     char buf[1024];
     ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-    if (n <= 0) {
-        close(fd);
-        fd = -1;
-        return -1;
-    }
+    if (n <= 0) return -1;
     buf[n] = 0;
     // The command name may contain spaces and parentheses: start after the last ')'.
     char *p = strrchr(buf, ')');

@@ -121,8 +121,9 @@ public enum AliasProtocol {
             targets = (frame.bool(.found) ?? false) ? frame.strings(.target) : nil
             hints = []
             for attribute in frame.attributes where attribute.key == .hint {
+                // A hint is one whole frame, nothing before or after it.
                 guard let (inner, used) = try IPCFrame.decode(attribute.value), used == attribute.value.count else {
-                    throw .missingAttribute(key: IPCKey.hint.rawValue, type: frame.type.rawValue)
+                    throw .truncatedAttribute
                 }
                 hints.append(try Hint(frame: inner))
             }

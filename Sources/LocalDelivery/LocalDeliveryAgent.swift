@@ -44,10 +44,6 @@ public final class LocalDeliveryAgent {
     /// Recipients' passwd entries and groups, for ten seconds.
     let users = UserCache()
     var aliasConnection: BlockingIPCConnection? = nil
-    /// What aliasd told in advance about the targets of the alias being
-    /// expanded (AliasProtocol.Hint), for this recipient's expansion only.
-    var routeHints: [String: AliasProtocol.Resolution] = [:]
-    var notAliases: Set<String> = []
     var draining = false
 
     init(context: DaemonContext) {
@@ -225,12 +221,6 @@ public final class LocalDeliveryAgent {
         // another user); without it, the local part.
         let name = recipient.localUser.isEmpty ? address.localPartKey : recipient.localUser
         let leaves: [AliasExpansion.Leaf]
-        routeHints = [:]
-        notAliases = []
-        defer {
-            routeHints = [:]
-            notAliases = []
-        }
         do {
             leaves = try expansion().expand(name, display: recipient.address)
         } catch {
@@ -420,19 +410,30 @@ public final class LocalDeliveryAgent {
         throw IPCError.peerClosed
     }
 
-    func lookupAlias(_ name: String) throws -> [String]? {
-        if notAliases.contains(name) { return nil }
+    /// What aliasd told in advance about the targets of the aliases of one
+    /// expansion (AliasProtocol.Hint): answers to questions not asked yet.
+    final class Hints {
+        var routes: [String: AliasProtocol.Resolution] = [:]
+        var notAliases: Set<String> = []
+    }
+
+    /// The targets of alias `name`, nil if it is none; the hints that come
+    /// with them go into `hints`.
+    func lookupAlias(_ name: String, hints: Hints? = nil) throws -> [String]? {
+        if let hints, hints.notAliases.contains(name) { return nil }
         let expansion = try AliasProtocol.Expansion(frame: try aliasRequest(AliasProtocol.expandRequest(name)))
-        for hint in expansion.hints {
-            routeHints[hint.target] = hint.resolution
-            if let user = hint.notAlias { notAliases.insert(user) }
+        if let hints {
+            for hint in expansion.hints {
+                hints.routes[hint.target] = hint.resolution
+                if let user = hint.notAlias { hints.notAliases.insert(user) }
+            }
         }
         return expansion.targets
     }
 
     /// Where an address in an alias, .forward or include file goes.
-    func route(_ address: String) -> MailerTriple {
-        if let resolution = routeHints[address] { return route(resolution) }
+    func route(_ address: String, hints: Hints? = nil) -> MailerTriple {
+        if let resolution = hints?.routes[address] { return route(resolution) }
         guard let frame = try? aliasRequest(AliasProtocol.resolveRequest(address)),
               let resolution = try? AliasProtocol.Resolution(frame: frame) else {
             return MailerTriple(mailer: "*error*", host: "4.3.0", user: "address resolver unavailable",
@@ -452,13 +453,15 @@ public final class LocalDeliveryAgent {
         }
     }
 
+    /// One recipient's expansion; aliasd's hints live as long as it does.
     func expansion() -> AliasExpansion {
-        AliasExpansion(
-            aliases: { try self.lookupAlias($0) },
+        let hints = Hints()
+        return AliasExpansion(
+            aliases: { try self.lookupAlias($0, hints: hints) },
             include: { self.readIncludeFile($0, source: $1) },
             forward: { self.readForwardFile(of: $0) },
             userExists: { self.users.user(named: $0) != nil },
-            route: { self.route($0) })
+            route: { self.route($0, hints: hints) })
     }
 
     // MARK: Logging

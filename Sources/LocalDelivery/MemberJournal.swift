@@ -36,7 +36,9 @@ final class MemberJournal {
 
     /// The members of `recipient` delivered before.
     func delivered() -> Set<String> {
-        guard FileIO.exists(path), let fd = try? open(O_RDONLY) else { return [] }
+        // None yet (ENOENT) is the usual case; one that is not local's own
+        // plain file is not believed.
+        guard let fd = try? open(O_RDONLY) else { return [] }
         defer { FileIO.close(fd) }
         guard let bytes = try? FileIO.readAll(fd, path: path, limit: 16 << 20) else { return [] }
         var members: Set<String> = []

@@ -57,7 +57,6 @@ public enum MaildropWriter {
 
     public static func run(arguments: [String], input: (Int) -> Result<[UInt8], SystemError>,
                            error: (String) -> Void) -> Int32 {
-        umask(0o022)
         var configPath: String? = nil
         if arguments.count == 2 && arguments[0] == "-c" { configPath = arguments[1] }
         let configuration: Configuration
@@ -104,6 +103,15 @@ public enum MaildropWriter {
             error("hikyaku-drop: cannot read the message: \(failure)")
             return exDataErr
         }
+        return write(bytes, configuration: configuration, error: error)
+    }
+
+    /// Checks a maildrop file, writes it into maildrop/ and wakes pickup;
+    /// the exit status. The helper's work once it has its configuration and
+    /// input, and what sendmail run by root does itself.
+    public static func write(_ bytes: [UInt8], configuration: Configuration, error: (String) -> Void) -> Int32 {
+        umask(0o022)
+        let sizeLimit = configuration.size("message_size_limit")
         let file: MaildropFile
         do {
             file = try MaildropFile(decoding: bytes)

@@ -93,15 +93,8 @@ enum Submit {
     /// system's mail, the same checks, the same file).
     static func drop(_ file: MaildropFile, configuration: Configuration, configPath: String?) -> Result<Void, DropFailure> {
         if getuid() == 0 && geteuid() == 0 {
-            let encoded = file.encoded()
             var said: [String] = []
-            let status = MaildropWriter.run(
-                arguments: configPath.map { ["-c", $0] } ?? [],
-                input: { limit in
-                    encoded.count > limit ? .failure(SystemError(errno: EFBIG, operation: "read", path: "the message"))
-                                          : .success(encoded)
-                },
-                error: { said.append($0) })
+            let status = MaildropWriter.write(file.encoded(), configuration: configuration, error: { said.append($0) })
             if status == MaildropWriter.exOK { return .success(()) }
             return .failure(DropFailure(description: said.joined(separator: "; "), helperStatus: status))
         }
