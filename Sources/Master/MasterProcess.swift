@@ -33,6 +33,10 @@ public final class MasterProcess {
         let program: String
         let controlWrite: Int32
         let startedAt: Double
+        /// The TCP ports of the listening sockets it was given: while a
+        /// retiring child holds one, a failure to bind that port is the
+        /// old generation not having let go yet, not a fault to report.
+        var tcpPorts: Set<Int> = []
         var retiring = false
         /// The program said it serves (a `READY=1` line on its log pipe).
         var serving = false
@@ -219,10 +223,12 @@ public final class MasterProcess {
             } catch {
                 guard tolerant else { throw error }
                 let now = WallClock.monotonic()
-                // Quiet for the first second: the usual case is an address
-                // the old smtpd has not closed yet.
+                // Quiet for the first second, and for up to ten while a
+                // retiring smtpd still holds the port: the usual case is an
+                // address the old generation has not closed yet (it does
+                // within milliseconds, later on a busy machine).
                 var state = unbound[listener] ?? UnboundListener(since: now, nextLog: now + 1)
-                if now >= state.nextLog {
+                if now >= state.nextLog, !(heldByRetiring(listener) && now < state.since + 10) {
                     warning("cannot listen on \(listener.description): \(error); trying again")
                     state.nextLog = now + 60
                 }
@@ -230,6 +236,11 @@ public final class MasterProcess {
             }
         }
         nextBindAttempt = unbound.isEmpty ? nil : WallClock.monotonic() + bindRetryDelay()
+    }
+
+    func heldByRetiring(_ listener: ServiceDefinition.Listener) -> Bool {
+        guard case .tcp(let address) = listener, let (_, port) = Sockets.parseHostPort(address) else { return false }
+        return children.values.contains { $0.retiring && $0.tcpPorts.contains(port) }
     }
 
     func bind(_ listener: ServiceDefinition.Listener) throws -> Int32 {
@@ -305,9 +316,11 @@ public final class MasterProcess {
             // Only bound sockets are passed, with their roles, so fd 4 on
             // has no holes (listenersBound: at least one is bound).
             var roles: [String] = []
+            var tcpPorts: Set<Int> = []
             for (index, listener) in definition.listeners.enumerated() {
                 guard let fd = listeners[listener] else { continue }
                 fdMap.append((fd, Int32(fdMap.count)))
+                if case .tcp(let address) = listener, let (_, port) = Sockets.parseHostPort(address) { tcpPorts.insert(port) }
                 if index < definition.listenerRoles.count { roles.append(definition.listenerRoles[index]) }
             }
             var environment = [
@@ -329,7 +342,7 @@ public final class MasterProcess {
             _ = hk_set_nonblocking(logPipe.readEnd, 1)
             _ = hk_set_nonblocking(control.writeEnd, 1)
             children[pid] = Child(pid: pid, program: definition.program, controlWrite: control.writeEnd,
-                                  startedAt: WallClock.monotonic())
+                                  startedAt: WallClock.monotonic(), tcpPorts: tcpPorts)
             logPipes[logPipe.readEnd] = LogPipe(program: definition.program, pid: pid)
         } catch {
             warning("cannot start \(path): \(error)")
